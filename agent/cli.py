@@ -1,4 +1,4 @@
-"""The ``halo-agent`` command line: adapt, data, power, doctor, serve, bench."""
+"""The ``halo-agent`` command line: adapt, data, power, doctor, serve, bench, meta-train."""
 
 from __future__ import annotations
 
@@ -39,8 +39,9 @@ def add_adapt(sub) -> None:
                    help="evaluate on the target test split every N steps (default: 25)")
     p.add_argument("--seed", type=int, default=0, help="seed of batch order and masks (default: 0)")
     p.add_argument("--sparsity", default=None,
-                   help="per-layer update probabilities, comma-separated, or 'halo' (10/30/50%%) "
-                        "or 'dense' (default: dense)")
+                   help="per-layer update probabilities, comma-separated, 'halo' (10/30/50%%), "
+                        "'thirds:P1,P2,P3' or 'dense' (default: the optimizer's own: dense for "
+                        "hand-designed ones, the weights' for halo)")
     p.add_argument("--data-dir", default=None,
                    help="data directory (default: $HALO_DATA_DIR or ~/.local/share/halo-agent)")
     p.add_argument("--power-source", default=None,
@@ -123,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bench.cli import add_commands as add_bench
 
     add_bench(sub)
+    from models.metatrain.cli import add_command as add_meta_train
+
+    add_meta_train(sub)
     return parser
 
 

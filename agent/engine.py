@@ -157,7 +157,7 @@ def _run(cfg, sampler, on_point, should_stop, log, progress) -> Dict[str, Any]:
         source_path = checkpoint_path(cfg.data_dir, spec.name, arch)
     if cfg.output_model is not None and Path(cfg.output_model).resolve() == source_path.resolve():
         raise ConfigError("output_model", str(cfg.output_model), "a path other than the source model")
-    scheme = cfg.sparsity or default_sparsity(cfg.optimizer)
+    scheme = cfg.sparsity or default_sparsity(cfg.optimizer, cfg.hyperparameters)
     probs = parse_sparsity(scheme, net.n_layers) if scheme else None
     opt = build_optimizer(cfg.optimizer, cfg.lr, net, cfg.hyperparameters, data_dir=cfg.data_dir)
     trainer = Trainer(net, opt, probs, seed=cfg.seed)

@@ -37,8 +37,10 @@ from power import Sampler, detect
 @dataclass
 class CompareConfig:
     """A comparison: arms (``NAME[:SPARSITY]``), seeds ``first_seed..first_seed+seeds-1``,
-    a step budget per run, an optional learning-rate grid for hand-designed arms and
-    fixed learning rates per arm label or optimizer name (``lrs``; these are not tuned)."""
+    a step budget per run, an optional learning-rate grid for hand-designed arms (one
+    list for all, or a dict arm label -> list), fixed learning rates per arm label or
+    optimizer name (``lrs``; these are not tuned) and optimizer options per arm label
+    (``options``, e.g. ``{"halo": {"weights": PATH}}``)."""
 
     task: str
     data_dir: Path
@@ -50,6 +52,7 @@ class CompareConfig:
     eval_every: int = 25
     tune_lr: Optional[Sequence[float]] = None
     lrs: Dict[str, float] = field(default_factory=dict)
+    options: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     target_accuracy: Optional[float] = None   # fraction; None: best baseline's mean final
     budget_joules: Optional[float] = None
     smooth_evals: int = 3
@@ -70,11 +73,13 @@ class CompareConfig:
             raise BenchConfigError("warmup_steps", self.warmup_steps, "an integer >= 0")
         if not (isinstance(self.smooth_evals, int) and self.smooth_evals >= 1):
             raise BenchConfigError("smooth_evals", self.smooth_evals, "an integer >= 1")
-        for lr in list(self.tune_lr or []) + list(self.lrs.values()):
+        grids = list(self.tune_lr.values()) if isinstance(self.tune_lr, dict) else [self.tune_lr or []]
+        for lr in [x for g in grids for x in g] + list(self.lrs.values()):
             if not (isinstance(lr, (int, float)) and math.isfinite(lr) and 0 < lr < 1e3):
                 raise BenchConfigError("tune_lr", lr, "learning rates in (0, 1000)")
-        if self.tune_lr is not None and len(set(self.tune_lr)) != len(list(self.tune_lr)):
-            raise BenchConfigError("tune_lr", list(self.tune_lr), "distinct learning rates")
+        for g in grids:
+            if len(set(g)) != len(list(g)):
+                raise BenchConfigError("tune_lr", list(g), "distinct learning rates")
         if self.target_accuracy is not None and not (0 < self.target_accuracy <= 1):
             raise BenchConfigError("target_accuracy", self.target_accuracy, "a fraction in (0, 1]")
         if self.budget_joules is not None and not (self.budget_joules > 0
@@ -96,13 +101,17 @@ def plan_cells(arms: Sequence[Arm], cfg: CompareConfig) -> List[Cell]:
     cells: List[Cell] = []
     for arm in arms:
         fixed = cfg.lrs.get(arm.label, cfg.lrs.get(arm.optimizer))
-        if fixed is None and arm.hand_designed and cfg.tune_lr:
-            cells += [Cell(arm, float(lr), True) for lr in cfg.tune_lr]
+        grid = cfg.tune_lr.get(arm.label) if isinstance(cfg.tune_lr, dict) else cfg.tune_lr
+        if fixed is None and arm.hand_designed and grid:
+            cells += [Cell(arm, float(lr), True) for lr in grid]
         else:
             cells.append(Cell(arm, fixed, False))
-    unused = set(cfg.lrs) - {a.label for a in arms} - {a.optimizer for a in arms}
-    if unused:
-        raise BenchConfigError("lr", sorted(unused)[0], "an optimizer of --optimizers")
+    names = {a.label for a in arms} | {a.optimizer for a in arms}
+    for what, keys in (("lr", cfg.lrs), ("tune_lr", cfg.tune_lr if isinstance(cfg.tune_lr, dict)
+                                          else {}), ("options", cfg.options)):
+        unused = set(keys) - names
+        if unused:
+            raise BenchConfigError(what, sorted(unused)[0], "an optimizer of --optimizers")
     return cells
 
 
@@ -121,7 +130,8 @@ def _adapt_config(cfg: CompareConfig, cell: Cell, seed: int, n_layers: int, **kw
                 optimizer=cell.arm.optimizer, lr=cell.lr, steps=cfg.steps,
                 eval_every=cfg.eval_every, seed=seed, sparsity=cell.arm.sparsity_spec(n_layers),
                 power_source=cfg.power_source, sysfs_root=cfg.sysfs_root,
-                idle_seconds=cfg.idle_seconds, threads=cfg.threads)
+                idle_seconds=cfg.idle_seconds, threads=cfg.threads,
+                hyperparameters=dict(cfg.options.get(cell.arm.label, {})))
     base.update(kw)
     return AdaptConfig(**base)
 

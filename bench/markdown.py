@@ -42,9 +42,14 @@ def header_lines(report: Dict[str, Any]) -> List[str]:
     ]
     if report.get("budget_joules") is not None:
         lines.append(f"- joule budget for 'acc at budget': {fmt(report['budget_joules'])} J")
-    if report.get("tune_lr"):
+    grid = report.get("tune_lr")
+    if isinstance(grid, dict):
+        per_arm = "; ".join(f"{k}: {', '.join(f'{x:g}' for x in v)}" for k, v in grid.items())
+        lines.append(f"- learning rates run per hand-designed optimizer: {per_arm}; "
+                     f"learned ones are not tuned")
+    elif grid:
         lines.append(f"- learning-rate grid for hand-designed optimizers: "
-                     f"{', '.join(f'{x:g}' for x in report['tune_lr'])}; learned ones are not tuned")
+                     f"{', '.join(f'{x:g}' for x in grid)}; learned ones are not tuned")
     lines.append(f"- order: {report['definitions']['order']}")
     m = report.get("machine") or {}
     if m:

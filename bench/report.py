@@ -115,7 +115,8 @@ def build_report(cfg, arch: str, arms, cells, results: Dict[Any, List[Dict[str, 
         "energy_unit": "J",
         "target_accuracy": target, "target_source": target_source,
         "budget_joules": cfg.budget_joules, "smooth_evals": k,
-        "tune_lr": list(cfg.tune_lr) if cfg.tune_lr else None,
+        "tune_lr": (dict(cfg.tune_lr) if isinstance(cfg.tune_lr, dict) else list(cfg.tune_lr))
+        if cfg.tune_lr else None,
         "idle_seconds": cfg.idle_seconds, "threads": cfg.threads,
         "definitions": dict(DEFINITIONS, final_accuracy_smoothed=DEFINITIONS[
             "final_accuracy_smoothed"].format(k=k)),

@@ -25,8 +25,18 @@ import numpy as np
 HALO_PROBABILITIES = (0.1, 0.3, 0.5)
 """Update probability of the first, middle and last third of the layers (HALO)."""
 
-SCHEMES = ("dense", "halo")
-"""Named schemes accepted by :func:`parse_sparsity`."""
+SCHEMES = ("dense", "halo", "thirds:P1,P2,P3")
+"""Schemes accepted by :func:`parse_sparsity` besides a per-layer list."""
+
+THIRDS_PREFIX = "thirds:"
+
+
+def thirds_scheme(probabilities) -> str:
+    """The ``thirds:P1,P2,P3`` scheme text for probabilities of the first, middle and last third."""
+    vals = [float(p) for p in probabilities]
+    if len(vals) != 3:
+        raise ValueError(f"sparsity: thirds need 3 probabilities, got {vals}")
+    return THIRDS_PREFIX + ",".join(f"{v:.4g}" for v in vals)
 
 
 def _check_n_layers(n_layers: int) -> int:
@@ -50,8 +60,9 @@ def parse_sparsity(text: str, n_layers: int) -> np.ndarray:
     """Per-layer update probabilities from a scheme name or a comma-separated list.
 
     ``text``: ``"dense"`` (every layer every step), ``"halo"`` (10%/30%/50% by third,
-    see :func:`halo_thirds`), or exactly ``n_layers`` comma-separated probabilities in
-    (0, 1], first layer first (``"0.1, 0.3, 0.5"``).  Names are case-insensitive;
+    see :func:`halo_thirds`), ``"thirds:P1,P2,P3"`` (any probabilities by third, as a
+    learned optimizer's weights give them), or exactly ``n_layers`` comma-separated
+    probabilities in (0, 1], first layer first (``"0.1, 0.3, 0.5"``).  Names are case-insensitive;
     whitespace is ignored.  Returns float64 ``(n_layers,)``, every value in (0, 1].
     Raises ``ValueError`` naming the field ``sparsity`` and the value.
     """
@@ -63,6 +74,14 @@ def parse_sparsity(text: str, n_layers: int) -> np.ndarray:
         return np.ones(n, dtype=np.float64)
     if key == "halo":
         return np.asarray(HALO_PROBABILITIES, dtype=np.float64)[halo_thirds(n)]
+    if key.startswith(THIRDS_PREFIX):
+        thirds = _probabilities(text, key[len(THIRDS_PREFIX):], 3)
+        return thirds[halo_thirds(n)]
+    return _probabilities(text, key, n)
+
+
+def _probabilities(text: str, key: str, n: int) -> np.ndarray:
+    """``n`` comma-separated probabilities in (0, 1] from ``key``; errors quote ``text``."""
     parts = [s.strip() for s in key.split(",")]
     values = []
     for part in parts:

@@ -15,7 +15,8 @@ from kernels.optim_base import Optimizer
 from kernels.optimizers import OPTIMIZERS, make_optimizer
 from models.nets import Network
 
-# name -> (builder(net, lr, options) -> Optimizer, default sparsity scheme or None)
+# name -> (builder(net, lr, options) -> Optimizer,
+#          default sparsity: a scheme, None, or a function(options) -> scheme or None)
 LEARNED: Dict[str, Any] = {}
 
 
@@ -34,11 +35,18 @@ def optimizer_names() -> List[str]:
     return sorted(set(OPTIMIZERS) | set(LEARNED))
 
 
-def default_sparsity(name: str) -> Optional[str]:
-    """The structural-sparsity scheme an optimizer runs with when none is asked for
-    (``halo`` for the HALO optimizer; None, i.e. dense, for hand-designed ones)."""
+def default_sparsity(name: str, hyperparameters: Optional[Dict[str, Any]] = None) -> Optional[str]:
+    """The structural-sparsity scheme an optimizer runs with when none is asked for.
+
+    For the HALO optimizer it is the one its weights were trained for
+    (``thirds:P1,P2,P3``, read from the weights ``hyperparameters`` name, default the
+    newest shipped); None, i.e. dense, for hand-designed ones.
+    """
     _load_learned()
-    return LEARNED[name][1] if name in LEARNED else None
+    if name not in LEARNED:
+        return None
+    scheme = LEARNED[name][1]
+    return scheme(dict(hyperparameters or {})) if callable(scheme) else scheme
 
 
 def build_optimizer(name: str, lr: Optional[float], net: Network,

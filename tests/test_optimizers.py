@@ -99,7 +99,7 @@ OPTIMIZER_CASES = [
     Case("powersign", quad=(5e-3, 300), rosen=(4e-4, 12000)),
     Case("addsign", quad=(5e-3, 300), rosen=(1.2e-3, 12000), kwargs={"temperature": 1.0}),
     Case("powersign", quad=(5e-3, 300), rosen=(1.4e-3, 10000), kwargs={"temperature": 1.0}),
-    Case("halo", quad=(0.03, 300), rosen=(4e-3, 10000), factory=halo_factory, label="halo-v0"),
+    Case("halo", quad=(0.03, 300), rosen=(4e-3, 10000), factory=halo_factory, label="halo (newest shipped)"),
 ]
 
 cases = pytest.mark.parametrize("case", OPTIMIZER_CASES, ids=[c.id for c in OPTIMIZER_CASES])

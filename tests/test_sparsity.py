@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kernels.sparsity import draw_mask, halo_thirds, parse_sparsity, segments
+from kernels.sparsity import draw_mask, halo_thirds, parse_sparsity, segments, thirds_scheme
 
 
 @pytest.mark.parametrize(
@@ -73,6 +73,47 @@ def test_bad_arguments():
     for n in (0, -1, 2.5, True):
         with pytest.raises(ValueError, match="n_layers"):
             parse_sparsity("halo", n)
+
+
+def test_thirds_scheme():
+    np.testing.assert_array_equal(parse_sparsity("thirds:0.2,0.6,0.9", 3), [0.2, 0.6, 0.9])
+    five = parse_sparsity("thirds:0.2,0.6,0.9", 5)
+    assert five.dtype == np.float64 and five.shape == (5,)
+    np.testing.assert_array_equal(five, [0.2, 0.2, 0.6, 0.9, 0.9])  # by thirds, as "halo"
+    np.testing.assert_array_equal(parse_sparsity("thirds:0.2,0.6,0.9", 1), [0.6])
+    np.testing.assert_array_equal(parse_sparsity(" THIRDS: 0.2, 0.6 ,0.9 ", 4), [0.2, 0.6, 0.6, 0.9])
+    np.testing.assert_array_equal(parse_sparsity("thirds:1,1,1", 4), np.ones(4))
+    for n in range(1, 9):
+        np.testing.assert_array_equal(parse_sparsity("thirds:0.1,0.3,0.5", n), parse_sparsity("halo", n))
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["thirds:0.2,0.6", "thirds:0.2,0.6,0.9,0.9", "thirds:0,0.5,1", "thirds:0.1,0.5,1.5",
+     "thirds:a,b,c", "thirds:", "thirds:0.1,,0.5", "thirds:nan,0.5,0.5"],
+)
+def test_bad_thirds_name_the_text(text):
+    for n in (3, 5):
+        with pytest.raises(ValueError, match=rf"sparsity '{text}'"):
+            parse_sparsity(text, n)
+
+
+@pytest.mark.parametrize("probs", [(0.1, 0.3, 0.5), (0.02, 0.5, 1.0), (0.123456, 0.7, 0.99)])
+def test_thirds_scheme_text_round_trips(probs):
+    text = thirds_scheme(probs)
+    assert text.startswith("thirds:")
+    # 4 significant digits in the text
+    np.testing.assert_allclose(parse_sparsity(text, 3), probs, rtol=5e-4)
+    np.testing.assert_allclose(parse_sparsity(text, 6), np.repeat(probs, 2), rtol=5e-4)
+    assert thirds_scheme(parse_sparsity(text, 3)) == text
+
+
+def test_thirds_scheme_text():
+    assert thirds_scheme((0.1, 0.3, 0.5)) == "thirds:0.1,0.3,0.5"
+    np.testing.assert_array_equal(parse_sparsity(thirds_scheme((0.1, 0.3, 0.5)), 3), [0.1, 0.3, 0.5])
+    assert thirds_scheme(np.array([0.25, 0.5, 1.0])) == "thirds:0.25,0.5,1"
+    with pytest.raises(ValueError, match="3 probabilities"):
+        thirds_scheme((0.1, 0.3))
 
 
 def test_draw_mask():

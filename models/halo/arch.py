@@ -13,6 +13,7 @@ from typing import NamedTuple, Tuple
 import numpy as np
 
 from kernels.halo_fold import N_FEATURES, N_PAIRS, MirrorMLP, adam_like
+from kernels.sparsity import HALO_PROBABILITIES
 
 FORMAT = "halo-mirror-mlp/1"
 """Weights format tag stored in every file; a file with another tag is refused."""
@@ -43,7 +44,9 @@ class HaloWeights(NamedTuple):
     rows give the per-tensor ``log lr multiplier`` and ``log gain`` as linear functions
     of the controller features; ``base_lr``: learning rate the multipliers scale
     (overridden by an explicit ``lr``); ``beta1``, ``beta2``, ``eps``: moment decays and
-    epsilon; ``log_clip``: both controller outputs are clipped to +-log_clip.
+    epsilon; ``log_clip``: both controller outputs are clipped to +-log_clip;
+    ``update_probabilities``: the structural sparsity the weights were trained for,
+    per third of the layers (first, middle, last; HALO's 10/30/50 for halo-v0).
     """
 
     mlp: MirrorMLP
@@ -53,6 +56,7 @@ class HaloWeights(NamedTuple):
     beta2: float = 0.999
     eps: float = 1e-8
     log_clip: float = 3.0
+    update_probabilities: Tuple[float, float, float] = HALO_PROBABILITIES
 
 
 def adam_like_weights(base_lr: float = 1e-3) -> HaloWeights:
@@ -81,5 +85,10 @@ def check_weights(w: HaloWeights, where: str) -> HaloWeights:
             and w.log_clip > 0):
         raise ValueError(f"{where}: bad constants base_lr={w.base_lr} beta1={w.beta1} "
                          f"beta2={w.beta2} eps={w.eps} log_clip={w.log_clip}")
+    probs = tuple(float(p) for p in np.ravel(np.asarray(w.update_probabilities, np.float64)))
+    if len(probs) != 3 or not all(0.0 < p <= 1.0 for p in probs):
+        raise ValueError(f"{where}: update_probabilities must be 3 values in (0, 1], "
+                         f"got {list(probs)}")
     return w._replace(mlp=mlp, theta=theta, base_lr=float(w.base_lr), beta1=float(w.beta1),
-                      beta2=float(w.beta2), eps=float(w.eps), log_clip=float(w.log_clip))
+                      beta2=float(w.beta2), eps=float(w.eps), log_clip=float(w.log_clip),
+                      update_probabilities=probs)

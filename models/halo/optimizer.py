@@ -86,7 +86,7 @@ def make_halo(lr: Optional[float] = None, *, weights: Union[None, str, Path, Hal
 
     ``lr``: base learning rate (None: the weights' ``base_lr``); the controller's
     per-tensor multipliers scale it.  ``weights``: a path, a ``HaloWeights`` or None
-    for the shipped halo-v0.  ``kernel``: ``elementwise``, ``matmul`` or ``auto``
+    for the newest shipped version.  ``kernel``: ``elementwise``, ``matmul`` or ``auto``
     (time both on first use per machine and parameter count; cached in
     ``data_dir/kernel-choice.json`` when ``data_dir`` is given).  ``layout``: the
     tensors (None: the buffer given to ``init`` is one tensor).  Raises
@@ -181,10 +181,20 @@ def build_halo(net, lr: Optional[float], options: Dict[str, Any]) -> Optimizer:
                      layout=net_layout(net), data_dir=None if data_dir is None else Path(data_dir))
 
 
+def default_sparsity(options: Dict[str, Any]) -> str:
+    """The sparsity scheme the weights in ``options`` (``weights``: path or None for the
+    newest shipped) were trained for: ``thirds:P1,P2,P3``.  A missing or unreadable
+    file raises ``ValueError`` naming the path."""
+    from kernels.sparsity import thirds_scheme
+
+    w, _ = _weights(options.get("weights"))
+    return thirds_scheme(w.update_probabilities)
+
+
 def factory(lr: Optional[float] = None, **kwargs: Any) -> Optimizer:
     """``make_halo`` with the shared optimizer test table's calling convention."""
     return make_halo(lr, **kwargs)
 
 
 __all__ = ["HaloState", "Layout", "make_halo", "build_halo", "net_layout",
-           "flat_layout", "factory"]
+           "flat_layout", "factory", "default_sparsity"]

@@ -1,8 +1,13 @@
 """Reading and writing versioned HALO weights: an ``.npz`` of arrays plus a JSON model card.
 
 The ``.npz`` holds ``format`` (``arch.FORMAT``), the MLP (``mlp_w``, ``mlp_b``,
-``mlp_delta``, ``mlp_mu``, ``mlp_b_q``), the controller (``theta``) and the
-constants (``base_lr``, ``beta1``, ``beta2``, ``eps``, ``log_clip``).  The card
+``mlp_delta``, ``mlp_mu``, ``mlp_b_q``), the controller (``theta``), the
+constants (``base_lr``, ``beta1``, ``beta2``, ``eps``, ``log_clip``) and the
+structural sparsity per third (``update_probabilities``; a file without it, such
+as halo-v0, means HALO's 10/30/50).
+
+Shipped versions are ``models/weights/halo-vN.npz``; the default (what
+``--optimizer halo`` runs) is the one with the highest N.  The card
 (same path, ``.json``) describes architecture, features, version, provenance and
 evaluation for people; loading needs only the ``.npz``.
 """
@@ -10,6 +15,7 @@ evaluation for people; loading needs only the ``.npz``.
 from __future__ import annotations
 
 import json
+import re
 import zipfile
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
@@ -19,20 +25,36 @@ import numpy as np
 from kernels.halo_fold import MirrorMLP
 from models.halo.arch import FORMAT, HaloWeights, check_weights
 
-DEFAULT_NAME = "halo-v0"
-"""The shipped weights, ``models/weights/halo-v0.npz``."""
-
 _SCALARS = ("base_lr", "beta1", "beta2", "eps", "log_clip")
+_VERSION = re.compile(r"^halo-v(\d+)\.npz$")
 
 
-def default_weights_path() -> Path:
-    """Path of the shipped ``halo-v0.npz`` (inside the installed ``models`` package)."""
+def weights_dir() -> Path:
+    """The folder of the shipped weights (inside the installed ``models`` package)."""
     try:
         from importlib.resources import files
 
-        return Path(str(files("models").joinpath("weights", f"{DEFAULT_NAME}.npz")))
+        return Path(str(files("models").joinpath("weights")))
     except (ImportError, TypeError):  # pragma: no cover - Python < 3.9 or odd loaders
-        return Path(__file__).resolve().parent.parent / "weights" / f"{DEFAULT_NAME}.npz"
+        return Path(__file__).resolve().parent.parent / "weights"
+
+
+def shipped_versions() -> Dict[str, Path]:
+    """Shipped weights by name (``halo-v0``, ``halo-v1``, ...), oldest first."""
+    found = []
+    for p in weights_dir().glob("halo-v*.npz"):
+        m = _VERSION.match(p.name)
+        if m:
+            found.append((int(m.group(1)), p))
+    return {p.stem: p for _, p in sorted(found)}
+
+
+def default_weights_path() -> Path:
+    """Path of the newest shipped weights (``halo-vN.npz`` with the highest N)."""
+    versions = shipped_versions()
+    if not versions:
+        raise ValueError(f"no HALO weights shipped in {str(weights_dir())!r}")
+    return list(versions.values())[-1]
 
 
 def card_path(path: Union[str, Path]) -> Path:
@@ -41,7 +63,7 @@ def card_path(path: Union[str, Path]) -> Path:
 
 
 def load_weights(path: Union[str, Path, None] = None) -> HaloWeights:
-    """Read HALO weights from ``path`` (None: the shipped halo-v0).
+    """Read HALO weights from ``path`` (None: the newest shipped version).
 
     Raises ``ValueError`` naming the path when the file is missing, unreadable,
     of another format, or holds arrays of the wrong shape or non-finite values.
@@ -68,7 +90,10 @@ def load_weights(path: Union[str, Path, None] = None) -> HaloWeights:
     try:
         mlp = MirrorMLP(data["mlp_w"], data["mlp_b"], data["mlp_delta"], data["mlp_mu"],
                         float(data["mlp_b_q"]))
-        w = HaloWeights(mlp, data["theta"], **{k: float(data[k]) for k in _SCALARS})
+        probs = tuple(float(x) for x in data["update_probabilities"]) \
+            if "update_probabilities" in data else HaloWeights._field_defaults["update_probabilities"]
+        w = HaloWeights(mlp, data["theta"], **{k: float(data[k]) for k in _SCALARS},
+                        update_probabilities=probs)
     except KeyError as e:
         raise ValueError(f"{where}: missing array {e.args[0]!r}") from None
     except (TypeError, ValueError) as e:
@@ -85,6 +110,7 @@ def save_weights(path: Union[str, Path], w: HaloWeights,
               "mlp_delta": w.mlp.delta, "mlp_mu": w.mlp.mu, "mlp_b_q": np.array(w.mlp.b_q),
               "theta": w.theta}
     arrays.update({k: np.array(getattr(w, k)) for k in _SCALARS})
+    arrays["update_probabilities"] = np.asarray(w.update_probabilities, np.float64)
     p.parent.mkdir(parents=True, exist_ok=True)
     with open(p, "wb") as f:
         np.savez(f, **arrays)

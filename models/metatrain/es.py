@@ -41,7 +41,7 @@ class ESConfig:
     iterations: int = 30
     pairs: int = 8
     sigma: Any = 0.01                 # a float, or one value per meta-parameter
-    lr: float = 0.05                  # Adam step on theta
+    lr: Any = 0.05                    # Adam step on theta: a float, or one per meta-parameter
     beta1: float = 0.9
     beta2: float = 0.999
     clip: float = 3.0                 # per-element clip of sigma * gradient (objective units)
@@ -105,12 +105,14 @@ def estimate_gradient(f_plus: np.ndarray, f_minus: np.ndarray, eps: np.ndarray,
 def run_es(objective: Callable[[np.ndarray, int], float], theta0: Sequence[float],
            cfg: ESConfig, checkpoint: Optional[Path] = None, log_csv: Optional[Path] = None,
            on_iteration: Optional[Callable[[Dict[str, float]], None]] = None,
-           pool: Optional[Any] = None) -> ESState:
+           pool: Optional[Any] = None,
+           describe: Optional[Callable[[np.ndarray], Dict[str, float]]] = None) -> ESState:
     """Run (or resume from ``checkpoint``) ``cfg.iterations`` ES iterations.
 
     ``log_csv`` gets one row per iteration: iteration, mean of the pair values
-    (the meta-loss at theta, smoothed), min and max, gradient norm, seconds.
-    Returns the final state; ``history`` holds the same rows.
+    (the meta-loss at theta, smoothed), min and max, gradient norm, seconds, and
+    ``describe(theta after the step)``'s columns.  Returns the final state;
+    ``history`` holds the same rows.
     """
     theta0 = np.asarray(theta0, dtype=np.float64)
     dim = theta0.size
@@ -125,6 +127,7 @@ def run_es(objective: Callable[[np.ndarray, int], float], theta0: Sequence[float
                      np.random.default_rng(cfg.seed).bit_generator.state, [])
     rng = np.random.default_rng()
     rng.bit_generator.state = st.rng_state
+    lr = np.broadcast_to(np.asarray(cfg.lr, dtype=np.float64), (dim,))
     own_pool = pool is None and cfg.workers > 1
     executor = ProcessPoolExecutor(max_workers=cfg.workers) if own_pool else pool
     try:
@@ -147,11 +150,13 @@ def run_es(objective: Callable[[np.ndarray, int], float], theta0: Sequence[float
             st.v = cfg.beta2 * st.v + (1 - cfg.beta2) * g * g
             mhat = st.m / (1 - cfg.beta1 ** t)
             vhat = st.v / (1 - cfg.beta2 ** t)
-            st.theta = st.theta - cfg.lr * mhat / (np.sqrt(vhat) + 1e-12)
+            st.theta = st.theta - lr * mhat / (np.sqrt(vhat) + 1e-12)
             st.rng_state = rng.bit_generator.state
             row = {"iteration": t, "meta_loss": float(vals.mean()), "min": float(vals.min()),
                    "max": float(vals.max()), "grad_norm": float(np.linalg.norm(g * sigma)),
                    "seconds": round(time.monotonic() - t0, 3)}
+            if describe is not None:
+                row.update(describe(st.theta))
             st.history.append(row)
             if checkpoint is not None:
                 save_state(Path(checkpoint), st)

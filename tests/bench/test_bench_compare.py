@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from bench.arms import parse_arm
+from bench.arms import BenchConfigError, parse_arm
 from bench.cli import main
-from bench.compare import Cell, interleaved_order, plan_cells
+from bench.compare import Cell, CompareConfig, interleaved_order, plan_cells, run_compare
 from bench.markdown import at_grid_edge
 from bench.metrics import smoothed_final_accuracy
 from bench.report import write_outputs
 from kernels.optimizers import make_optimizer
+from models.halo.weights import load_weights, save_weights
 from models.registry import LEARNED
 
 FAKE = "fake-l2o"  # a learned optimizer stand-in: never tuned, HALO sparsity by default
@@ -184,7 +185,7 @@ def test_arms_sparsity_per_third_and_plan():
     assert parse_arm("sgd:dense").sparsity_spec(3) == "dense"
 
     class Cfg:
-        tune_lr, lrs = (1e-2, 1e-3), {"sgd": 0.05}
+        tune_lr, lrs, options = (1e-2, 1e-3), {"sgd": 0.05}, {}
 
     cells = plan_cells([parse_arm("adam"), parse_arm("sgd")], Cfg())
     assert [(c.arm.label, c.lr, c.tuned) for c in cells] == [
@@ -192,3 +193,61 @@ def test_arms_sparsity_per_third_and_plan():
     order = interleaved_order(cells, [0, 1, 2])
     assert [c.lr for s, c in order if s == 1] == [1e-3, 0.05, 1e-2]
     assert all(isinstance(c, Cell) for _, c in order) and len(order) == 9
+
+
+def test_per_arm_lr_grid_in_the_plan(fake_learned):
+    cfg = CompareConfig(task="synthetic-a", data_dir=Path("."), tune_lr={"adam": [1e-2, 1e-3]},
+                        lrs={"momentum": 0.05})
+    cfg.validate()
+    arms = [parse_arm(n) for n in (FAKE, "adam", "sgd", "momentum")]
+    cells = plan_cells(arms, cfg)
+    assert [(c.arm.label, c.lr, c.tuned) for c in cells] == [
+        (FAKE, None, False), ("adam", 1e-2, True), ("adam", 1e-3, True), ("sgd", None, False),
+        ("momentum", 0.05, False)]
+
+
+@pytest.mark.parametrize("tune_lr, needle", [
+    ({"adam": [1e-2, 1e-2]}, "distinct"),
+    ({"adam": [1e-2], "sgd": [0.0]}, "tune_lr"),
+    ({"adam": [float("nan")]}, "tune_lr"),
+])
+def test_bad_per_arm_lr_grid_is_refused(tune_lr, needle):
+    with pytest.raises(BenchConfigError, match=needle):
+        CompareConfig(task="synthetic-a", data_dir=Path("."), tune_lr=tune_lr).validate()
+
+
+def test_per_arm_grid_and_options_reach_the_runs(tmp_path_factory, tmp_path):
+    """``tune_lr={"adam": [...]}`` tunes adam only; ``options={"halo": {...}}`` are halo's
+    hyperparameters (its weights file, whose update probabilities set the default sparsity)."""
+    weights = save_weights(tmp_path / "mine.npz",
+                           load_weights()._replace(update_probabilities=(0.2, 0.6, 0.9)))
+    grid = [1e-2, 1e-3]
+    cfg = CompareConfig(task="synthetic-a", data_dir=shared_data_dir(tmp_path_factory),
+                        optimizers=("halo", "adam", "sgd"), seeds=1, steps=4, eval_every=2,
+                        tune_lr={"adam": grid},
+                        options={"halo": {"weights": str(weights), "kernel": "elementwise"}},
+                        warmup_steps=0, power_source="estimate", idle_seconds=0.0)
+    report = run_compare(cfg)
+    opts = report["optimizers"]
+    assert list(opts) == ["halo", "adam", "sgd"]
+    # adam ran each listed rate, the others ran once at their default
+    assert opts["adam"]["tuned"] is True and [g["lr"] for g in opts["adam"]["grid"]] == grid
+    assert all(len(g["runs"]) == 1 for g in opts["adam"]["grid"])
+    assert opts["adam"]["tuning_runs"] == len(grid)
+    assert opts["sgd"]["tuned"] is False and opts["sgd"]["grid"] is None
+    assert opts["halo"]["tuned"] is False and opts["halo"]["grid"] is None
+    order = [(o["optimizer"], o["lr"]) for o in report["order"]]
+    assert sorted(order, key=str) == sorted([("halo", None), ("adam", 1e-2), ("adam", 1e-3),
+                                             ("sgd", None)], key=str)
+    assert report["tune_lr"] == {"adam": grid}
+    # halo's options reached the engine: the runs used the given weights and their sparsity
+    for r in opts["halo"]["runs"]:
+        assert r["hyperparameters"]["weights"] == str(weights)
+        assert r["hyperparameters"]["kernel"] == "elementwise"
+    assert opts["halo"]["sparsity"] == [0.2, 0.6, 0.9]  # cnn-a: one layer per third
+    # options are per arm: adam and sgd ran without them
+    for name in ("adam", "sgd"):
+        assert all("weights" not in r["hyperparameters"] for r in opts[name]["runs"])
+    write_outputs(report, tmp_path / "out")
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "adam: 0.01, 0.001" in text

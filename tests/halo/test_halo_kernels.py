@@ -24,7 +24,7 @@ def _random_mlp(seed: int) -> MirrorMLP:
 
 MLPS = {
     "adam-like": adam_like(),
-    "halo-v0": load_weights().mlp,
+    "halo (newest shipped)": load_weights().mlp,
     "random": _random_mlp(1),
     "random-neg-bias": _random_mlp(2)._replace(b=np.array([-0.4, -0.2])),
     "pure-axes": _random_mlp(3)._replace(w=np.array([[0.0, 1.3], [-0.8, 0.0]])),

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from kernels.optim_base import StepInfo, slice_state
-from kernels.sparsity import parse_sparsity
+from kernels.sparsity import parse_sparsity, thirds_scheme
 from models.halo.arch import CONTROLLER_FEATURES, HaloWeights, adam_like_weights
 from models.halo.distill import controller_theta
 from models.halo.optimizer import build_halo, flat_layout, make_halo, net_layout
-from models.halo.weights import load_weights
+from models.halo.weights import default_weights_path, load_weights
 from models.nets import build_network
 from models.registry import build_optimizer, default_sparsity, optimizer_names
 from models.train import Trainer
@@ -24,13 +24,15 @@ def _mlp_net(seed=0):
 
 def test_registered_with_halo_sparsity():
     assert "halo" in optimizer_names()
-    assert default_sparsity("halo") == "halo"
+    # the default sparsity is the one the default (newest shipped) weights were trained for
+    assert default_sparsity("halo") == thirds_scheme(load_weights().update_probabilities)
+    assert default_sparsity("halo").startswith("thirds:")
     net = _mlp_net()
     opt = build_optimizer("halo", None, net, {"kernel": "elementwise"})
     assert opt.name == "halo"
     hp = opt.hyperparameters
     assert hp["kernel"] == "elementwise" and hp["lr"] == load_weights().base_lr
-    assert hp["weights"].endswith("halo-v0.npz")
+    assert hp["weights"] == str(default_weights_path())
     assert build_optimizer("halo", 0.003, net, {"kernel": "matmul"}).hyperparameters["lr"] == 0.003
 
 

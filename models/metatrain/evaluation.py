@@ -1,0 +1,160 @@
+"""Evaluation of meta-trained weights on tasks never used in meta-training, for the model card.
+
+Per task (``evaluation.tasks``), two ``bench compare`` runs (one power source, one
+sampler, interleaved, same seeds and batch order for every arm):
+
+1. *tuning*: every baseline (Adam, SGD with momentum, Adagrad...) over the whole
+   ``lr_grid`` on ``tune_seeds`` seeds starting at ``tune_first_seed`` (seeds the
+   final comparison does not use);
+2. *final*: HALO with the evaluated weights (untuned, its own sparsity) against each
+   baseline at its ``finalists`` best learning rates from stage 1, on ``seeds`` seeds
+   starting at ``first_seed``.  Each baseline's best rate is picked again on these
+   seeds among its finalists (which can only favour the baselines).
+
+Figures per arm: mean final accuracy (last evaluation) and smoothed final (mean of
+the last ``smooth_evals`` evaluations; the target), training joules, and the joules
+at which the seed-mean curve first reaches the best baseline's smoothed final and
+Adam's (linear between evaluations).  Energy is the run's power source; on a
+machine with no meter it is estimated and every table says so.  Each stage's
+report is kept under ``out_dir/<task>-<model>/{tune,final}`` and reused on resume.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from bench.compare import CompareConfig, run_compare
+from bench.report import write_outputs
+from models.data import get_task
+
+Log = Callable[[str], None]
+
+
+def mean_curve(runs: Sequence[Dict[str, Any]]):
+    """(steps, mean accuracy, mean joules) over seeds at the evaluation steps all runs share."""
+    steps = sorted(set.intersection(*[{p["step"] for p in r["points"]} for r in runs]))
+    acc = np.array([[next(p["accuracy"] for p in r["points"] if p["step"] == s) for s in steps]
+                    for r in runs]).mean(axis=0)
+    joules = np.array([[next(p["joules"] for p in r["points"] if p["step"] == s) for s in steps]
+                       for r in runs]).mean(axis=0)
+    return steps, acc, joules
+
+
+def curve_joules_to(runs: Sequence[Dict[str, Any]], target: float) -> Optional[float]:
+    """Joules at which the seed-mean accuracy curve first reaches ``target`` (None: never)."""
+    _, acc, joules = mean_curve(runs)
+    for i, a in enumerate(acc):
+        if a >= target:
+            if i == 0:
+                return float(joules[0])
+            return float(joules[i - 1] + (target - acc[i - 1]) / (a - acc[i - 1])
+                         * (joules[i] - joules[i - 1]))
+    return None
+
+
+def _stage(cfg: CompareConfig, out: Path, progress: bool, log: Log, command: str) -> Dict[str, Any]:
+    path = out / "report.json"
+    if path.exists():
+        log(f"reusing {path}")
+        return json.loads(path.read_text())
+    report = run_compare(cfg, progress=progress, log=log, command=command)
+    write_outputs(report, out, title=f"{cfg.task} ({cfg.model})")
+    return report
+
+
+def finalists(report: Dict[str, Any], label: str, k: int) -> List[float]:
+    """The ``k`` learning rates with the best mean smoothed final accuracy (no diverged seed)."""
+    grid = report["optimizers"][label]["grid"]
+    ok = [g for g in grid if g["diverged"] == 0] or grid
+    ok.sort(key=lambda g: -(g["final_accuracy_smoothed"]["mean"] or -1.0))
+    return [float(g["lr"]) for g in ok[:k]]
+
+
+def evaluate_task(weights: Path, entry: Dict[str, Any], ev: Dict[str, Any], data_dir: Path,
+                  out_dir: Path, progress: bool, log: Log) -> Dict[str, Any]:
+    spec = get_task(entry["task"])
+    model = entry.get("model") or spec.default_model
+    steps = int(entry.get("steps") or 300)
+    key = f"{spec.name}-{model}"
+    common = dict(task=spec.name, data_dir=Path(data_dir), model=model, steps=steps, idle_seconds=0.0,
+                  eval_every=min(ev["eval_every"], steps), smooth_evals=ev["smooth_evals"])
+    base = list(ev["baselines"])
+    log(f"evaluation {key}: tuning {', '.join(base)} over {len(ev['lr_grid'])} learning rates, "
+        f"{ev['tune_seeds']} seeds")
+    tune = _stage(CompareConfig(optimizers=base, seeds=ev["tune_seeds"],
+                                first_seed=ev["tune_first_seed"], tune_lr=list(ev["lr_grid"]),
+                                **common), out_dir / key / "tune", progress, log,
+                  f"meta-train evaluation {key} tune")
+    grids = {b: finalists(tune, b, ev["finalists"]) for b in base}
+    log(f"evaluation {key}: halo vs " + ", ".join(f"{b} at {grids[b]}" for b in base)
+        + f", {ev['seeds']} seeds")
+    final = _stage(CompareConfig(optimizers=["halo"] + base, seeds=ev["seeds"],
+                                 first_seed=ev["first_seed"], tune_lr=grids,
+                                 options={"halo": {"weights": str(weights)}}, **common),
+                   out_dir / key / "final", progress, log, f"meta-train evaluation {key} final")
+    return summarize(final, key)
+
+
+def summarize(final: Dict[str, Any], key: str) -> Dict[str, Any]:
+    """The card's row of one task: per arm figures, the gaps and ratios the issue asks for."""
+    opts = final["optimizers"]
+    arms: Dict[str, Any] = {}
+    for label, e in opts.items():
+        arms[label] = {
+            "lr": e["lr"], "sparsity": e.get("sparsity"),
+            "final_accuracy": e["final_accuracy"]["mean"],
+            "final_accuracy_std": e["final_accuracy"]["std"],
+            "final_accuracy_smoothed": e["final_accuracy_smoothed"]["mean"],
+            "final_accuracy_smoothed_std": e["final_accuracy_smoothed"]["std"],
+            "joules": e["joules"]["mean"], "diverged": e["diverged"],
+        }
+    baselines = [k for k, e in opts.items() if e["hand_designed"]]
+    best = max(baselines, key=lambda k: arms[k]["final_accuracy_smoothed"])
+    best_acc = arms[best]["final_accuracy_smoothed"]
+    row: Dict[str, Any] = {"task": final["task"], "model": final["model"], "steps": final["steps"],
+                           "seeds": final["seed_list"], "energy_source": final["energy_source"],
+                           "estimated": final["estimated"],
+                           "energy_profile": final.get("energy_profile"),
+                           "arms": arms, "best_baseline": best,
+                           "best_baseline_smoothed_final": best_acc}
+    halo_runs = opts["halo"]["runs"]
+    for label in ("halo", *baselines):
+        arms[label]["joules_to_best_baseline_final"] = curve_joules_to(opts[label]["runs"], best_acc)
+    halo = arms["halo"]
+    row["halo_minus_best_points"] = round(100 * (halo["final_accuracy_smoothed"] - best_acc), 3)
+    row["within_1_point"] = bool(row["halo_minus_best_points"] >= -1.0)
+    if "adam" in opts:
+        adam = arms["adam"]
+        target = adam["final_accuracy_smoothed"]
+        jh, ja = curve_joules_to(halo_runs, target), curve_joules_to(opts["adam"]["runs"], target)
+        row["adam_target"] = target
+        row["halo_minus_adam_points"] = round(100 * (halo["final_accuracy_smoothed"] - target), 3)
+        row["joules_to_adam_final"] = {"halo": jh, "adam": ja,
+                                       "ratio": None if jh is None or not ja else round(jh / ja, 4)}
+    return row
+
+
+def evaluate_weights(weights: Path, ev: Dict[str, Any], data_dir: Path, out_dir: Path, *,
+                     progress: bool = False, log: Optional[Log] = None) -> Dict[str, Any]:
+    """Evaluate ``weights`` on every task of ``ev["tasks"]``; the card's ``evaluation``."""
+    log = log or (lambda m: None)
+    rows = [evaluate_task(Path(weights), entry, ev, data_dir, Path(out_dir), progress, log)
+            for entry in ev["tasks"]]
+    return {
+        "protocol": {k: ev[k] for k in ("baselines", "lr_grid", "tune_seeds", "tune_first_seed",
+                                        "finalists", "seeds", "first_seed", "eval_every",
+                                        "smooth_evals")},
+        "definitions": {
+            "final_accuracy_smoothed": "mean of the last smooth_evals evaluations (the target)",
+            "joules": "training joules (evaluations excluded), mean over seeds",
+            "joules_to_*": "joules at which the seed-mean accuracy curve first reaches the "
+                           "target (linear between evaluations); null: never",
+            "tuning": "baselines run the whole lr_grid on tune_seeds seeds; the finalists best "
+                      "rates run again on the evaluation seeds and the best there is reported",
+        },
+        "tasks": rows,
+    }
