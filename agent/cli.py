@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from agent import __version__
-from agent.argtypes import positive_int
+from agent.argtypes import add_power_arguments, positive_int
 
 
 def add_adapt(sub) -> None:
@@ -44,11 +44,7 @@ def add_adapt(sub) -> None:
                         "hand-designed ones, the weights' for halo)")
     p.add_argument("--data-dir", default=None,
                    help="data directory (default: $HALO_DATA_DIR or ~/.local/share/halo-agent)")
-    p.add_argument("--power-source", default=None,
-                   help="power source spec, e.g. ina3221, rapl, um25c:/dev/ttyUSB0, "
-                        "estimate[:PROFILE] (default: auto-detect)")
-    p.add_argument("--sysfs-root", type=Path, default=Path("/sys"),
-                   help="root of the sysfs tree for power meters (default: /sys)")
+    add_power_arguments(p)
     p.add_argument("--idle-seconds", type=float, default=1.0,
                    help="seconds of idle-power measurement before the run (default: 1; 0: none)")
     p.add_argument("--threads", type=positive_int, default=1,

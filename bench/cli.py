@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from agent.argtypes import positive_int
+from agent.argtypes import add_power_arguments, positive_int
 from bench.arms import BenchConfigError, split_list
 
 
@@ -52,9 +52,7 @@ def _common(p: argparse.ArgumentParser) -> None:
                         "tables); repeatable")
     p.add_argument("--data-dir", default=None,
                    help="data directory (default: $HALO_DATA_DIR or ~/.local/share/halo-agent)")
-    p.add_argument("--power-source", default=None,
-                   help="power source spec for every run, e.g. ina3221, rapl, estimate (default: auto)")
-    p.add_argument("--sysfs-root", type=Path, default=Path("/sys"), help="sysfs root (default: /sys)")
+    add_power_arguments(p)
     p.add_argument("--idle-seconds", type=float, default=1.0,
                    help="idle-power measurement before each run (default: 1; 0: none)")
     p.add_argument("--threads", type=positive_int, default=1, help="BLAS threads (default: 1)")

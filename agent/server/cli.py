@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from agent.argtypes import positive_int
+from agent.argtypes import add_power_arguments, positive_int
 from agent.errors import ConfigError
 from agent.server.settings import DEFAULT_HOST, DEFAULT_PORT, Settings
 
@@ -55,11 +55,7 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--token-file", type=Path, default=None,
                    help="file holding the bearer token every request must send "
                         "(Authorization: Bearer TOKEN)")
-    p.add_argument("--power-source", default=None,
-                   help="power source spec, e.g. ina3221, rapl, um25c:/dev/ttyUSB0, "
-                        "estimate[:PROFILE] (default: auto-detect)")
-    p.add_argument("--sysfs-root", type=Path, default=Path("/sys"),
-                   help="root of the sysfs tree for power meters (default: /sys)")
+    add_power_arguments(p)
     p.add_argument("--idle-seconds", type=_seconds, default=1.0,
                    help="seconds of idle-power measurement before each job (default: 1; 0: none)")
     p.add_argument("--threads", type=positive_int, default=1, help="BLAS threads per job (default: 1)")

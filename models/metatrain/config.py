@@ -83,8 +83,7 @@ def load_config(source: Union[str, Path, Dict[str, Any]]) -> Dict[str, Any]:
         if not isinstance(given, dict):
             raise ConfigError("config", str(path), "a JSON object")
     cfg = _merge(DEFAULTS, given, "")
-    for key in ("seed",):
-        _positive_int(cfg, "", key, lo=0)
+    _positive_int(cfg, "", "seed", lo=0)
     _positive_int(cfg, "", "average_last")
     for key in ("horizon", "batch_size", "probe_size", "probe_every"):
         _positive_int(cfg, "meta_task", key)

@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -71,6 +71,15 @@ class Unroll:
     loss_clip: float = 2.0
     weight_noise: float = 0.0
 
+    def prepare(self) -> None:
+        """Load the data and make the source model (pretraining it on first use) in this
+        process, so worker processes forked later inherit them."""
+        _task_and_model(self.task, self.model, Path(self.data_dir))
+
+    def probe_steps(self) -> List[int]:
+        """Steps after which the probe is taken (every ``probe_every``, and the last)."""
+        return sorted(set(range(self.probe_every, self.horizon + 1, self.probe_every)) | {self.horizon})
+
     def __call__(self, x: np.ndarray, seed: int) -> float:
         return self.details(x, seed)["meta_loss"]
 
@@ -93,6 +102,7 @@ class Unroll:
         xp, yp = xt[pidx], yt[pidx]
         l0 = net.loss_and_grad(xp, yp)
         losses, jac = [], []
+        probes = self.probe_steps()
         it = batch_indices(xt.shape[0], self.batch_size, seed)
         diverged = False
         for t in range(self.horizon):
@@ -101,7 +111,7 @@ class Unroll:
             if loss is not None and not math.isfinite(loss):
                 diverged = True
                 break
-            if (t + 1) % self.probe_every == 0 or t + 1 == self.horizon:
+            if t + 1 in probes:
                 lp = net.loss_and_grad(xp, yp)
                 g2 = float(np.dot(net.params.grad, net.params.grad))
                 if not (math.isfinite(lp) and math.isfinite(g2)):
@@ -109,9 +119,7 @@ class Unroll:
                     break
                 losses.append(min(lp / l0, self.loss_clip))
                 jac.append(g2)
-        n_probes = sum(1 for t in range(self.horizon)
-                       if (t + 1) % self.probe_every == 0 or t + 1 == self.horizon)
-        losses += [self.loss_clip] * (n_probes - len(losses))
+        losses += [self.loss_clip] * (len(probes) - len(losses))
         loss_term = float(np.mean(losses))
         # the regulariser is capped at the clip too, and a diverged run gets the cap: a run
         # that blows up must never score better than one that nearly does

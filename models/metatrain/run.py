@@ -153,7 +153,7 @@ def meta_train(config, data_dir: Path, out_dir: Path, *, evaluate: bool = True,
     done = load_state(ck).iteration if ck.exists() else 0
     if done:
         log(f"resuming from iteration {done} of {es_cfg.iterations} ({ck})")
-    unroll(space.zeros(), 0)  # data and source model made once (not inside the workers)
+    unroll.prepare()  # data and source model made once, before the workers fork
     bar = ProgressBar(total=es_cfg.iterations, enabled=progress, label="meta-train ")
 
     def on_iteration(row):
