@@ -24,7 +24,7 @@ DEFAULTS: Dict[str, Any] = {
     "meta_task": {"task": "mnist-a", "model": "cnn-a", "horizon": 300, "batch_size": 64,
                   "probe_size": 256, "probe_every": 25},
     "objective": {"lambda_jac": 1e-3, "energy_weight": 0.05, "loss_clip": 2.0,
-                  "weight_noise": 0.0},
+                  "weight_noise": 0.0, "final_weight": 0.0},
     "cost_table": "measure",            # or {mask: relative cost} for every mask
     "meta_parameters": {},              # name -> {"sigma": s, "lr": r} (lr optional)
     "es": {"iterations": 40, "pairs": 16, "lr": 0.05, "beta1": 0.9, "beta2": 0.999,
@@ -87,7 +87,7 @@ def load_config(source: Union[str, Path, Dict[str, Any]]) -> Dict[str, Any]:
     _positive_int(cfg, "", "average_last")
     for key in ("horizon", "batch_size", "probe_size", "probe_every"):
         _positive_int(cfg, "meta_task", key)
-    for key in ("lambda_jac", "energy_weight", "weight_noise"):
+    for key in ("lambda_jac", "energy_weight", "weight_noise", "final_weight"):
         _number(cfg, "objective", key)
     _number(cfg, "objective", "loss_clip", strict=True)
     for key in ("iterations", "pairs", "workers", "data_seeds"):

@@ -10,7 +10,8 @@
 2. every ``probe_every`` steps (and at step 0) take the loss ``L_t`` and the full
    gradient ``g_t`` on a fixed probe of ``probe_size`` training images;
 3. ``f = mean_t min(L_t / L_0, loss_clip)  +  lambda_jac * min(mean_t ||g_t||^2, C)
-   +  energy_weight * E[step cost](p)``, the means over probes after step 0,
+   +  energy_weight * E[step cost](p)  +  final_weight * min(L_T / L_0, loss_clip)``,
+   the means over probes after step 0,
    ``C = loss_clip / lambda_jac``; a non-finite loss counts as ``loss_clip`` (the rest
    of the unroll too: training stops) and its regulariser as ``C``; ``E[step cost]``
    is from the measured per-mask table, dense = 1.
@@ -18,7 +19,9 @@
 The first term is HALO's meta-loss (mean training loss over the unroll, normalised
 and clipped), the second its Jacobian regulariser (HALO.md: lambda_1 = 1e-3), the
 third prices the learned update probabilities in energy (a step's energy is its
-time times the board's power).
+time times the board's power).  The fourth (0 by default, as in HALO) weighs the
+loss at the end of the budget once more: the mean over the unroll favours early
+progress, while the evaluation's target is the accuracy at the end.
 
 The object is picklable (worker processes); data and the source model are loaded
 once per process and cached.
@@ -70,6 +73,7 @@ class Unroll:
     energy_weight: float = 0.05
     loss_clip: float = 2.0
     weight_noise: float = 0.0
+    final_weight: float = 0.0
 
     def prepare(self) -> None:
         """Load the data and make the source model (pretraining it on first use) in this
@@ -128,7 +132,8 @@ class Unroll:
         if diverged and self.lambda_jac > 0:
             jac_term = cap
         cost = expected_cost(probs, self.cost_table)
-        meta = loss_term + self.lambda_jac * jac_term + self.energy_weight * cost
+        meta = (loss_term + self.lambda_jac * jac_term + self.energy_weight * cost
+                + self.final_weight * float(losses[-1]))
         return {"meta_loss": meta, "loss": loss_term, "jacobian": jac_term, "cost": cost,
                 "final_loss": float(losses[-1]), "diverged": float(diverged)}
 

@@ -84,7 +84,8 @@ def build(cfg: Dict[str, Any], data_dir: Path):
                     model=mt["model"], horizon=mt["horizon"], batch_size=mt["batch_size"],
                     probe_size=mt["probe_size"], probe_every=mt["probe_every"],
                     lambda_jac=ob["lambda_jac"], energy_weight=ob["energy_weight"],
-                    loss_clip=ob["loss_clip"], weight_noise=ob["weight_noise"])
+                    loss_clip=ob["loss_clip"], weight_noise=ob["weight_noise"],
+                    final_weight=ob["final_weight"])
     es = cfg["es"]
     lr = np.array([float(mp[n].get("lr", es["lr"])) for n in mp])
     es_cfg = ESConfig(iterations=es["iterations"], pairs=es["pairs"],

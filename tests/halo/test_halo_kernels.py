@@ -73,23 +73,30 @@ CASES = [(m, lay) for m in MLPS for lay in LAYOUTS]
 
 @pytest.mark.parametrize("name,layout", CASES)
 def test_kernels_agree(name, layout):
-    """Same state bit for bit; same step to 1e-6 of each tensor's largest step."""
+    """Same state bit for bit; same step to 2e-6 of each tensor's largest step.
+
+    Each kernel is within 1e-6 of the float64 definition (the next test); their
+    float32 roundings differ in order, so against each other the bound is the sum,
+    2e-6 (~17 float32 ulps of the largest step).  halo-v2's MLP put the two 1.006e-6
+    apart while each stayed under 1e-6 of the definition."""
     mlp, pieces = MLPS[name], LAYOUTS[layout]
     n = pieces[-1][1]
     pe, me, ve, se, *_ = _run(ElementwiseKernel, mlp, n, pieces, 6, chunk=1000)
     pm, mm, vm, sm, *_ = _run(MatmulKernel, mlp, n, pieces, 6, chunk=700)
     assert np.array_equal(me, mm) and np.array_equal(ve, vm)
-    assert _max_rel(se.astype(np.float64), sm.astype(np.float64), pieces) < 1e-6
+    assert _max_rel(se.astype(np.float64), sm.astype(np.float64), pieces) < 2e-6
     assert np.max(np.abs(pe - pm)) < 1e-5
 
 
+@pytest.mark.parametrize("kernel,chunk", [(ElementwiseKernel, 1000), (MatmulKernel, 700)],
+                         ids=["elementwise", "matmul"])
 @pytest.mark.parametrize("name,layout", CASES)
-def test_elementwise_matches_definition(name, layout):
-    """The folded, chunked kernel equals -lr d max(1 + gamma q, 0) computed in float64."""
+def test_kernel_matches_definition(name, layout, kernel, chunk):
+    """Each folded, chunked kernel equals -lr d max(1 + gamma q, 0) computed in float64."""
     mlp, pieces = MLPS[name], LAYOUTS[layout]
     n = pieces[-1][1]
     count = 6
-    _, m, v, step, g, m0, v0 = _run(ElementwiseKernel, mlp, n, pieces, count, chunk=1000)
+    _, m, v, step, g, m0, v0 = _run(kernel, mlp, n, pieces, count, chunk=chunk)
     m64 = B1 * m0.astype(np.float64) + g
     v64 = B2 * v0.astype(np.float64) + g.astype(np.float64) ** 2
     m_hat = m64 * (1 - B1) / (1 - B1**count)

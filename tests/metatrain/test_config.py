@@ -22,7 +22,7 @@ def _cfg(**given):
     return base
 
 
-@pytest.mark.parametrize("name", ["smoke.json", "halo-v1.json"])
+@pytest.mark.parametrize("name", ["smoke.json", "halo-v1.json", "halo-v2.json"])
 def test_shipped_configs_load(name):
     path = CONFIGS / name
     cfg = load_config(path)
@@ -89,6 +89,7 @@ def test_underscore_keys_are_ignored():
     ({"objective": {"loss_clip": 0}}, "objective.loss_clip"),
     ({"objective": {"lambda_jac": -1}}, "objective.lambda_jac"),
     ({"objective": {"energy_weight": float("nan")}}, "objective.energy_weight"),
+    ({"objective": {"final_weight": -1}}, "objective.final_weight"),
     ({"meta_task": {"horizon": 0}}, "meta_task.horizon"),
     ({"seed": -1}, "seed"),
     ({"average_last": 0}, "average_last"),

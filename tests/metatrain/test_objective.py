@@ -102,6 +102,16 @@ def test_energy_weight_changes_the_meta_loss_by_the_cost(unroll):
         {k: v for k, v in off.items() if k != "meta_loss"}
 
 
+def test_final_weight_adds_the_final_normalised_loss(unroll):
+    x = np.array([0.0, 0.0, 0.5])
+    off = unroll.details(x, 2)
+    on = dataclasses.replace(unroll, final_weight=2.0).details(x, 2)
+    assert on["meta_loss"] - off["meta_loss"] == pytest.approx(2.0 * on["final_loss"], rel=1e-9)
+    assert 0 < on["final_loss"] < 1.0
+    assert {k: v for k, v in on.items() if k != "meta_loss"} == \
+        {k: v for k, v in off.items() if k != "meta_loss"}
+
+
 def test_survives_pickling_for_worker_processes(unroll, monkeypatch):
     x = np.array([0.05, 0.0, 0.3])
     want = unroll.details(x, 5)
