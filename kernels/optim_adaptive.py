@@ -8,7 +8,7 @@ from typing import NamedTuple
 import numpy as np
 
 from kernels.optim_base import Optimizer, StepInfo
-from kernels.optim_common import chunked, decay, f32, nonnegative, positive, zeros
+from kernels.optim_common import chunked, decay, ema_moments, f32, nonnegative, positive, zeros
 
 _mul = np.multiply
 _add = np.add
@@ -28,13 +28,7 @@ class AdamState(NamedTuple):
 
 
 def _adam_kernel(p, g, m, v, tmp, b1, omb1, b2, omb2, eps_hat, step):
-    _mul(m, b1, m)  # m = b1 m
-    _mul(g, omb1, tmp)
-    _add(m, tmp, m)  # m += (1-b1) g
-    _mul(v, b2, v)  # v = b2 v
-    _mul(g, g, tmp)
-    _mul(tmp, omb2, tmp)
-    _add(v, tmp, v)  # v += (1-b2) g^2
+    ema_moments(g, m, v, tmp, b1, omb1, b2, omb2)
     _sqrt(v, tmp)
     _add(tmp, eps_hat, tmp)  # tmp = sqrt(v) + eps sqrt(1-b2^t)
     _div(m, tmp, tmp)

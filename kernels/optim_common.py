@@ -33,6 +33,21 @@ def chunked(kernel: Callable[..., None], arrays: Sequence[np.ndarray], *scalars:
         kernel(*[a[lo:hi] for a in arrays], *scalars)
 
 
+def ema_moments(g: np.ndarray, m: np.ndarray, v: np.ndarray, tmp: np.ndarray,
+                b1: np.float32, omb1: np.float32, b2: np.float32, omb2: np.float32) -> None:
+    """Adam's moments in place: ``m = b1 m + (1-b1) g``, ``v = b2 v + (1-b2) g^2``.
+
+    Seven float32 ufunc calls with ``tmp`` as scratch (same length as ``g``); the
+    order of operations is fixed, so every optimizer that calls it rounds alike."""
+    np.multiply(m, b1, m)
+    np.multiply(g, omb1, tmp)
+    np.add(m, tmp, m)
+    np.multiply(v, b2, v)
+    np.multiply(g, g, tmp)
+    np.multiply(tmp, omb2, tmp)
+    np.add(v, tmp, v)
+
+
 def f32(x: float) -> np.float32:
     """``x`` as a NumPy float32 scalar (ufuncs then stay in float32 and skip a conversion)."""
     return np.float32(x)

@@ -18,6 +18,7 @@ from kernels.optim_common import (
     UNUSED,
     chunked,
     decay,
+    ema_moments,
     f32,
     flag,
     fraction,
@@ -84,13 +85,7 @@ def _nadamw_kernel(p, g, m, v, a, b, l2x2, b1, omb1, b2, omb2, eps_hat, ratio, s
         ge = b
     else:
         ge = g
-    _mul(m, b1, m)
-    _mul(ge, omb1, a)
-    _add(m, a, m)  # m = b1 m + (1-b1) ge
-    _mul(v, b2, v)
-    _mul(ge, ge, a)
-    _mul(a, omb2, a)
-    _add(v, a, v)  # v = b2 v + (1-b2) ge^2
+    ema_moments(ge, m, v, a, b1, omb1, b2, omb2)  # of ge
     if nest:  # b = ge + ratio m = (b1 m_hat + (1-b1) ge) / (1-b1)
         if ge is b:
             _mul(m, ratio, a)

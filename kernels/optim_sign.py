@@ -16,7 +16,7 @@ from typing import NamedTuple
 import numpy as np
 
 from kernels.optim_base import Optimizer, StepInfo
-from kernels.optim_common import UNUSED, chunked, decay, f32, nonnegative, positive, zeros
+from kernels.optim_common import UNUSED, chunked, decay, ema_moments, f32, nonnegative, positive, zeros
 
 _mul = np.multiply
 _add = np.add
@@ -51,13 +51,7 @@ def _hard_kernel(p, g, m, tmp, beta, ombeta, a_lr, b_lr):
 
 
 def _soft_kernel(p, g, m, v, a, b, beta, ombeta, b2, omb2, d_mul, d_add, lr, c, power):
-    _mul(m, beta, m)
-    _mul(g, ombeta, a)
-    _add(m, a, m)  # m = beta m + (1-beta) g
-    _mul(v, b2, v)
-    _mul(g, g, a)
-    _mul(a, omb2, a)
-    _add(v, a, v)  # v = b2 v + (1-b2) g^2
+    ema_moments(g, m, v, a, beta, ombeta, b2, omb2)
     _sqrt(v, a)
     _mul(a, d_mul, a)
     _add(a, d_add, a)  # a = temperature (sqrt(v_hat) + eps)
