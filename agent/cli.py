@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from agent import __version__
-from agent.argtypes import add_power_arguments, positive_int
+from agent.argtypes import add_run_arguments, positive_int
 
 
 def add_adapt(sub) -> None:
@@ -42,13 +42,7 @@ def add_adapt(sub) -> None:
                    help="per-layer update probabilities, comma-separated, 'halo' (10/30/50%%), "
                         "'thirds:P1,P2,P3' or 'dense' (default: the optimizer's own: dense for "
                         "hand-designed ones, the weights' for halo)")
-    p.add_argument("--data-dir", default=None,
-                   help="data directory (default: $HALO_DATA_DIR or ~/.local/share/halo-agent)")
-    add_power_arguments(p)
-    p.add_argument("--idle-seconds", type=float, default=1.0,
-                   help="seconds of idle-power measurement before the run (default: 1; 0: none)")
-    p.add_argument("--threads", type=positive_int, default=1,
-                   help="BLAS threads (default: 1, measured fastest for these small models)")
+    add_run_arguments(p)
     p.add_argument("--output-model", type=Path, default=None,
                    help="write the adapted model here (never over the source model)")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from agent.argtypes import add_power_arguments, positive_int
+from agent.argtypes import add_run_arguments, positive_int
 from bench.arms import BenchConfigError, split_list
 
 
@@ -50,12 +50,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", action="append", metavar="NAME=LR",
                    help="fixed learning rate of an optimizer (not tuned; 'bench paper': of the "
                         "tables); repeatable")
-    p.add_argument("--data-dir", default=None,
-                   help="data directory (default: $HALO_DATA_DIR or ~/.local/share/halo-agent)")
-    add_power_arguments(p)
-    p.add_argument("--idle-seconds", type=float, default=1.0,
-                   help="idle-power measurement before each run (default: 1; 0: none)")
-    p.add_argument("--threads", type=positive_int, default=1, help="BLAS threads (default: 1)")
+    add_run_arguments(p, before="each run")
     p.add_argument("--warmup-steps", type=int, default=10,
                    help="steps of the unreported warm-up run per optimizer (default: 10; 0: none)")
     p.add_argument("--no-plots", action="store_true", help="write no plots")

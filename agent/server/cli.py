@@ -8,33 +8,13 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from agent.argtypes import add_power_arguments, positive_int
+from agent.argtypes import add_run_arguments, number_in, positive_int
 from agent.errors import ConfigError
 from agent.server.settings import DEFAULT_HOST, DEFAULT_PORT, Settings
 
 log = logging.getLogger("halo_agent.server")
 
 GRACEFUL_SHUTDOWN_S = 5
-
-
-def _port(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
-    if not 0 <= v <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port in 0..65535, got {v}")
-    return v
-
-
-def _seconds(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not 0 <= v <= 60:
-        raise argparse.ArgumentTypeError(f"expected seconds in 0..60, got {v}")
-    return v
 
 
 def add_commands(subparsers: Any) -> None:
@@ -47,18 +27,14 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--host", default=DEFAULT_HOST,
                    help=f"address to bind (default: {DEFAULT_HOST}; a non-loopback address "
                         "needs --token-file)")
-    p.add_argument("--port", type=_port, default=DEFAULT_PORT,
+    p.add_argument("--port", type=number_in(int, 0, 65535, "a port number"), default=DEFAULT_PORT,
                    help=f"TCP port (default: {DEFAULT_PORT})")
-    p.add_argument("--data-dir", default=None,
-                   help="data directory: datasets, checkpoints, job database, adapted models "
-                        "(default: $HALO_DATA_DIR or ~/.local/share/halo-agent)")
     p.add_argument("--token-file", type=Path, default=None,
                    help="file holding the bearer token every request must send "
                         "(Authorization: Bearer TOKEN)")
-    add_power_arguments(p)
-    p.add_argument("--idle-seconds", type=_seconds, default=1.0,
-                   help="seconds of idle-power measurement before each job (default: 1; 0: none)")
-    p.add_argument("--threads", type=positive_int, default=1, help="BLAS threads per job (default: 1)")
+    add_run_arguments(p, before="each job",
+                      data_dir_help="data directory: datasets, checkpoints, job database, adapted "
+                                    "models (default: $HALO_DATA_DIR or ~/.local/share/halo-agent)")
     p.add_argument("--max-steps", type=positive_int, default=1_000_000,
                    help="largest step budget a job may ask for (default: 1000000)")
     p.add_argument("--max-queued", type=positive_int, default=100,

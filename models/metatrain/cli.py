@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from agent.argtypes import positive_int
+from agent.argtypes import DATA_DIR_HELP, positive_int
 
 
 def add_command(sub) -> None:
@@ -20,8 +20,7 @@ def add_command(sub) -> None:
     p.add_argument("--out", type=Path, default=None,
                    help="output folder: state, meta-loss CSV and plot, weights and card, "
                         "evaluation reports (default: meta-train-<name> in the current folder)")
-    p.add_argument("--data-dir", default=None,
-                   help="data directory (default: $HALO_DATA_DIR or ~/.local/share/halo-agent)")
+    p.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
     p.add_argument("--workers", type=positive_int, default=None,
                    help="worker processes for the ES unrolls (default: the config's es.workers)")
     p.add_argument("--no-eval", action="store_true", help="stop after writing the weights")
