@@ -51,34 +51,38 @@ def main(argv=None) -> int:
     res_path = args.out / "results.json"
     out = json.loads(res_path.read_text()) if res_path.exists() else {}
 
-    def validate(name, x):
-        with ProcessPoolExecutor(base["es"]["workers"]) as pool:
-            v = evaluate_center(val, x, VALIDATION_SEEDS, pool)
-        v["update_probabilities"] = list(space.weights(x).update_probabilities)
-        out[name] = v
-        res_path.write_text(json.dumps(out, indent=1) + "\n")
-        print(name, v, file=sys.stderr, flush=True)
+    def arm_point(name: str):
+        """Meta-train the arm (or resume its run) and return its final point."""
+        cfg = copy.deepcopy(base)
+        for section, values in ARMS[name].items():
+            cfg[section].update(values)
+        cfg["name"] = "ablation-" + name.replace("=", "-")
+        d = args.out / cfg["name"]
+        meta_train(cfg, args.data_dir, d, evaluate=False, log=lambda m: print(m, file=sys.stderr))
+        return final_point(space, json.loads((d / "state.json").read_text())["history"], 3)
 
-    points = {f"start ({base['start']})": lambda: space.zeros()}
-    for name, change in ARMS.items():
-        def run(name=name, change=change):
-            cfg = copy.deepcopy(base)
-            for section, values in change.items():
-                cfg[section].update(values)
-            cfg["name"] = "ablation-" + name.replace("=", "-")
-            d = args.out / cfg["name"]
-            meta_train(cfg, args.data_dir, d, evaluate=False,
-                       log=lambda m: print(m, file=sys.stderr))
-            return final_point(space, json.loads((d / "state.json").read_text())["history"], 3)
-        points[name] = run
+    start = f"start ({base['start']})"
+    names = [start, *ARMS]
     if args.finished:
         hist = json.loads((args.finished / "state.json").read_text())["history"]
-        k = json.loads((args.finished / "config.json").read_text())["average_last"]
-        label = f"finished run ({args.finished.name}, {len(hist)} iterations)"
-        points[label] = lambda: final_point(space, hist, k)
-    for name, make in points.items():
-        if name not in out:
-            validate(name, make())
+        finished_k = json.loads((args.finished / "config.json").read_text())["average_last"]
+        finished = f"finished run ({args.finished.name}, {len(hist)} iterations)"
+        names.append(finished)
+    with ProcessPoolExecutor(base["es"]["workers"]) as pool:
+        for name in names:
+            if name in out:
+                continue
+            if name == start:
+                x = space.zeros()
+            elif name in ARMS:
+                x = arm_point(name)
+            else:
+                x = final_point(space, hist, finished_k)
+            v = evaluate_center(val, x, VALIDATION_SEEDS, pool)
+            v["update_probabilities"] = list(space.weights(x).update_probabilities)
+            out[name] = v
+            res_path.write_text(json.dumps(out, indent=1) + "\n")
+            print(name, v, file=sys.stderr, flush=True)
     print("| arm | mean loss / L0 | final loss / L0 | mean ‖g‖² | expected step cost "
           "| p (first/middle/last) |")
     print("|---|---|---|---|---|---|")
