@@ -104,9 +104,9 @@ def _is_best(report: Dict[str, Any], name: str) -> bool:
 
 
 def at_grid_edge(o: Dict[str, Any]) -> bool:
-    """Whether a tuned optimizer's chosen rate is the smallest or largest of its grid."""
-    lrs = sorted(g["lr"] for g in o.get("grid") or [])
-    return len(lrs) > 1 and o.get("lr") in (lrs[0], lrs[-1])
+    """Whether a tuned optimizer's chosen rate is the smallest or largest of its grid
+    (``lr_at_grid_edge``, set by the report for every tuned optimizer)."""
+    return bool(o.get("lr_at_grid_edge"))
 
 
 def grid_tables(report: Dict[str, Any]) -> List[str]:
