@@ -102,19 +102,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Run the daemon until SIGTERM/SIGINT; the exit code (2: bad settings)."""
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from agent.server.lock import DataDirLock
+
+    lock = None
     try:
         settings = settings_from_args(args)
+        lock = DataDirLock(settings.data_dir).acquire()  # before the database is touched
         _check_store(settings)
         _check_power(settings)
     except Exception as e:
+        if lock is not None:
+            lock.release()
         if not _is_settings_error(e):
             raise
         print(f"halo-agent serve: error: {e}", file=sys.stderr)
         return 2
     from agent.server.app import create_app, stop_streams
 
-    app = create_app(settings)
-    return run_server(app, settings, args.log_level, on_stop=lambda: stop_streams(app))
+    try:
+        app = create_app(settings)
+        return run_server(app, settings, args.log_level, on_stop=lambda: stop_streams(app))
+    finally:
+        lock.release()
 
 
 def _is_settings_error(e: Exception) -> bool:
