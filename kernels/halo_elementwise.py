@@ -15,7 +15,7 @@ constants, so a chunk costs only these passes (elementwise ops on length-C vecto
 The shipped halo-v0 uses one pair (zero bias) for both outputs: 16 passes, against
 Adam's 12; all 15 weights non-zero would take 32.  Zero weights cost
 nothing: their passes are skipped.  ``max`` runs against full constant arrays (4x
-faster than against a scalar in NumPy 2.x, reference/roofline.md §3.3).  The chunk
+faster than against a scalar in NumPy 2.x, docs/references.md §1.1).  The chunk
 loop hoists every scalar conversion and branch out of the loop: on a slow core the
 ~1 us per ufunc call is what a chunk costs beyond its passes.
 """

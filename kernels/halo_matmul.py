@@ -21,7 +21,7 @@ import numpy as np
 from kernels.halo_fold import KernelBase, MirrorMLP, moment_scales, untied
 
 CHUNK = 16384
-"""Elements per chunk (reference/roofline.md: 16k-256k are equally good for the blocked matmul)."""
+"""Elements per chunk (docs/references.md §1.2: 16k-256k are equally good for the blocked matmul)."""
 
 _mul = np.multiply
 _add = np.add

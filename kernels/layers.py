@@ -7,7 +7,7 @@ convolution weights are ``(KH, KW, C_in, C_out)``; dense weights are
 (``dw_out``/``db_out``, usually views of a flat gradient buffer) so that no
 per-step copies are made; nothing else passed in is modified.
 
-Speed notes (``../shared/docs/reference/roofline.md`` §5): im2col into a buffer
+Speed notes (``docs/references.md`` §1.3): im2col into a buffer
 reused across steps, ``np.maximum(z, zeros)`` instead of a scalar operand, max-pool
 as three strided ``np.maximum`` calls, and the input gradient of a convolution as
 one "full" correlation of the padded output gradient with the flipped kernel.

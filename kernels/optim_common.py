@@ -12,7 +12,7 @@ import numpy as np
 # while the ufunc chain runs over it, so a step reads and writes DRAM about once
 # instead of once per ufunc.  Measured (Adam, this 2-core x86 box, under load):
 # 15% faster at 4e6 parameters, 7% slower at 1e6 when everything is L3-warm (~16
-# chunks x 12 calls of overhead, reference/roofline.md §4).  The HALO CNNs and MLPs
+# chunks x 12 calls of overhead, docs/references.md §1.1).  The HALO CNNs and MLPs
 # (2k-17k parameters) fit in one chunk.
 CHUNK = 65536
 

@@ -1,6 +1,6 @@
 """Board identification and the per-board rule for the INA3221 "total" figure.
 
-Facts from docs/reference/power.md §1.2 (energymon JetsonPowerRails.md, L4T 32.6.1;
+Facts from docs/references.md §3.1 (energymon JetsonPowerRails.md, L4T 32.6.1;
 jtop logs for AGX Orin; NVIDIA R36.4.4 guide on VIN_SYS_5V0).
 """
 

@@ -1,7 +1,7 @@
 """FNIRSI FNB48 / C1 / FNB48S / FNB58 USB-meter HID reports, parsed and built (no I/O).
 
 Every report is 64 bytes (baryluk/fnirsi-usb-power-data-logger ``fnirsi_logger.py``;
-docs/reference/power.md §2.2)::
+docs/references.md §3.5)::
 
     [0]      0xAA
     [1]      type: 0x04 = data (others, e.g. the first packet after 0x81, are ignored)

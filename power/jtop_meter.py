@@ -19,7 +19,7 @@ def sample_from_jtop_power(power: Mapping[str, Any], t_s: float) -> PowerSample:
 
     The total is recomputed from the rails with :func:`power.boards.total_rule` rather
     than taken from jtop's ``tot``, which sums every rail on AGX Orin and so counts
-    VDDQ_VDD2_1V8AO twice (docs/reference/power.md §1.5). jtop's ``avg`` (an EMA with
+    VDDQ_VDD2_1V8AO twice (docs/references.md §3.3). jtop's ``avg`` (an EMA with
     alpha 0.5, not a window mean) is ignored. Offline rails are left out.
     """
     rails_w: Dict[str, float] = {}

@@ -50,7 +50,7 @@ PROFILES: Dict[str, EstimateProfile] = {p.name: p for p in (
         "jetson-tx2", 1.876, 0.909, 0.0, 6,
         "Jetson TX2 module (VDD_IN), 2 Denver + 4 A57 cores",
         ("idle_w: VDD_IN 1876 mW on an idle TX2 (CPUs 0-5 %), L4T R32 tegrastats line quoted "
-         "in docs/reference/power.md §1.4",
+         "in docs/references.md §3.2",
          f"busy_w_per_core: VDD_CPU 2209 mW with 2.43 busy cores (CPU 55,14,27,55,47,45 % at "
          f"2.0 GHz) in the TX2 line of {JTOP_FIXTURE}: 2.209 W / 2.43 = 0.909 W; the CPU rail "
          "includes its own idle share, so this is on the high side")),

@@ -2,7 +2,7 @@
 
 Pure functions, no I/O (the serial transport is in :mod:`power.um_meter`). Layout, all
 big-endian (rfinnie/rdserialtool ``rdserial/um/__init__.py``; sigrok
-``src/hardware/rdtech-um/protocol.c``; docs/reference/power.md §2.1):
+``src/hardware/rdtech-um/protocol.c``; docs/references.md §3.4):
 
 ====== ==== ============================= =========================================
 offset size field                         scale

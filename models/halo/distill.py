@@ -1,7 +1,7 @@
 """Distil a pool of hand-designed teachers into HALO's per-parameter MLP (halo-v0).
 
-Optimizer amalgamation (Huang et al. 2022; HALO.md §3), simplified to one-step
-imitation on a shared trajectory (reference/lopt.md §7):
+Optimizer amalgamation (Huang et al. 2022; docs/references.md §2), simplified to one-step
+imitation on a shared trajectory:
 
 1. *Trajectory*: cnn-a trained from He init (``--seed``) on the MNIST source split
    (even digits, the source of ``mnist-a``) by Adam at 1e-3, batch 64, ``--steps``

@@ -17,7 +17,7 @@
    is from the measured per-mask table, dense = 1.
 
 The first term is HALO's meta-loss (mean training loss over the unroll, normalised
-and clipped), the second its Jacobian regulariser (HALO.md: lambda_1 = 1e-3), the
+and clipped), the second its Jacobian regulariser (lambda_1 = 1e-3, best in HALO's Appendix D), the
 third prices the learned update probabilities in energy (a step's energy is its
 time times the board's power).  The fourth (0 by default, as in HALO) weighs the
 loss at the end of the budget once more: the mean over the unroll favours early

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Mapping, Tuple
 
-#: TX2 dev kit: bus 0, two INA3221 (docs/reference/power.md §1.2), (mV, mA) per rail;
+#: TX2 dev kit: bus 0, two INA3221 (docs/references.md §3.1), (mV, mA) per rail;
 #: module rails near 19.1 V, WIFI/DDR near 4.8 V (leonardopsantos/jetsonTX2Power README).
 TX2_RAILS: Dict[str, Tuple[Tuple[str, int, int], ...]] = {
     "0-0040": (("VDD_SYS_GPU", 19104, 8), ("VDD_SYS_SOC", 19104, 20), ("VDD_4V0_WIFI", 4800, 4)),
