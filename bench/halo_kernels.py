@@ -6,7 +6,7 @@ machine hits both sides alike; every ratio is the median of per-round ratios:
 
 1. **Kernel vs Adam** at ``--n`` parameters (default 1e6), one tensor: the
    project's Adam (``kernels.optimizers.adam``) against HALO's elementwise and
-   matmul kernels with the shipped halo-v0 weights, and against the elementwise
+   matmul kernels with the newest shipped weights (named in the output), and against the elementwise
    kernel with every MLP weight non-zero (what a fully meta-trained network costs).
 2. **HALO step vs training step** (batch 64, random data shaped like MNIST for cnn-b
    and like TDP for the 3-layer MLP): the whole HALO ``update`` of a dense step
@@ -38,7 +38,7 @@ from kernels.optim_base import StepInfo
 from kernels.optimizers import adam
 from kernels.sparsity import parse_sparsity
 from models.halo.optimizer import make_halo, net_layout
-from models.halo.weights import load_weights
+from models.halo.weights import default_weights_path, load_weights
 from models.nets import build_network
 from models.train import Trainer
 
@@ -75,6 +75,7 @@ def side_by_side(ref: Callable[[], None], others: Dict[str, Callable[[], None]],
 def kernels_vs_adam(n: int, rounds: int) -> Dict[str, Dict[str, float]]:
     """Measurement 1: one full update of ``n`` parameters, seconds and ratio to Adam."""
     w = load_weights()
+    version = default_weights_path().stem
     rng = np.random.default_rng(0)
     g = (rng.standard_normal(n) * 1e-2).astype(np.float32)
     pieces = [(0, n, w.base_lr, 1.0)]
@@ -87,8 +88,8 @@ def kernels_vs_adam(n: int, rounds: int) -> Dict[str, Dict[str, float]]:
 
     dense = MirrorMLP(np.array([[0.3, 0.7], [0.5, -0.9]]), np.array([0.1, 0.2]),
                       np.array([0.9, 0.2]), np.array([0.1, -0.4]), -0.1)
-    cands = {"elementwise (halo-v0)": ElementwiseKernel(w.mlp, w.beta1, w.beta2, w.eps, n),
-             "matmul (halo-v0)": MatmulKernel(w.mlp, w.beta1, w.beta2, w.eps, n),
+    cands = {f"elementwise ({version})": ElementwiseKernel(w.mlp, w.beta1, w.beta2, w.eps, n),
+             f"matmul ({version})": MatmulKernel(w.mlp, w.beta1, w.beta2, w.eps, n),
              "elementwise (all 15 weights non-zero)": ElementwiseKernel(dense, w.beta1, w.beta2,
                                                                        w.eps, n)}
     funcs = {}
@@ -170,7 +171,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     which = {int(s) for s in args.only.split(",")}
     res: Dict[str, object] = {"machine": f"{platform.machine()} {platform.processor()}",
-                              "numpy": np.__version__, "threads": 1}
+                              "numpy": np.__version__, "threads": 1,
+                              "halo_weights": default_weights_path().stem}
     with threadpool_limits(1):
         if 1 in which:
             res["kernels_vs_adam"] = kernels_vs_adam(int(args.n), args.rounds)
@@ -182,7 +184,8 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps(res, indent=1))
         return 0
-    print(f"{res['machine']}, numpy {res['numpy']}, 1 thread; ratios are medians of "
+    print(f"{res['machine']}, numpy {res['numpy']}, 1 thread, HALO weights {res['halo_weights']}; "
+          f"ratios are medians of "
           f"interleaved rounds")
     if "kernels_vs_adam" in res:
         r = res["kernels_vs_adam"]
