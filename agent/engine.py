@@ -15,6 +15,7 @@ three measure the same thing.  Energy accounting:
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -87,6 +88,26 @@ class AdaptConfig:
             raise ConfigError("threads", self.threads, "an integer in 1..256")
         if not (0 <= self.idle_seconds <= 60):
             raise ConfigError("idle_seconds", self.idle_seconds, "seconds in 0..60")
+        if Path(self.data_dir).exists() and not Path(self.data_dir).is_dir():
+            raise ConfigError("data_dir", str(self.data_dir), "a directory, not a file")
+        if self.output_model is not None:
+            check_writable_file("output_model", Path(self.output_model))
+
+
+def check_writable_file(field: str, path: Path) -> None:
+    """``ConfigError`` naming ``field`` unless a file can be written at ``path`` (its
+    nearest existing folder is writable and ``path`` is not a folder): checked before
+    a run, so a bad output path does not waste the run."""
+    if path.is_dir():
+        raise ConfigError(field, str(path), "a file path, not a directory")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(str(folder), os.W_OK | os.X_OK):
+        raise ConfigError(field, str(path), f"a path this user can write ({folder} is not a "
+                                            "writable directory)")
+    if path.exists() and not os.access(str(path), os.W_OK):
+        raise ConfigError(field, str(path), "a file this user can write")
 
 
 @dataclass
@@ -148,6 +169,11 @@ def _run(cfg, sampler, on_point, should_stop, log, progress) -> Dict[str, Any]:
         net, header = load_model(cfg.model_path)
         source_path = Path(cfg.model_path)
         arch = net.arch
+        made_for = header.get("task")
+        if made_for is not None and made_for != spec.name:
+            raise ConfigError("model_path", str(cfg.model_path),
+                              f"a model made for task {spec.name!r}; its header names task "
+                              f"{made_for!r}")
         if tuple(net.input_shape) != tuple(spec.input_shape) or net.num_classes != spec.num_classes:
             raise ConfigError("model_path", str(cfg.model_path),
                               f"a model with input {tuple(spec.input_shape)} and {spec.num_classes} classes")

@@ -38,12 +38,19 @@ def pretrain_steps(task: str, arch: str) -> int:
 def cache_dir(data_dir: Path) -> Path:
     """Where checkpoints are cached: ``$HALO_CACHE_DIR/checkpoints`` when that is set,
     else ``DATA_DIR/checkpoints``, or ``~/.cache/halo-agent/checkpoints`` when the
-    data directory is not writable (a read-only dataset mount)."""
+    data directory cannot be written (a read-only dataset mount).
+
+    The choice depends only on the data directory, never on whether a command has
+    created it yet: a data directory that does not exist counts as writable when
+    its nearest existing ancestor is, so ``adapt`` on a fresh machine and ``serve``
+    (which creates the directory first) use the same place."""
     if os.environ.get("HALO_CACHE_DIR"):
         return Path(os.environ["HALO_CACHE_DIR"]).expanduser() / "checkpoints"
     d = Path(data_dir)
-    probe = d if d.exists() else d.parent
-    if os.access(str(probe), os.W_OK):
+    probe = d
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if probe.is_dir() and os.access(str(probe), os.W_OK | os.X_OK):
         return d / "checkpoints"
     return Path("~/.cache/halo-agent").expanduser() / "checkpoints"
 

@@ -88,8 +88,10 @@ def describe_validation(errors: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]
             text = (f"body: got {value}; expected a JSON object sent with "
                     "Content-Type: application/json")
         elif kind == "json_invalid":
-            text = f"body: not valid JSON ({e.get('ctx', {}).get('error', msg)})"
-            value = None
+            loc = tuple(e.get("loc", ()))
+            where = f" at character {loc[1]}" if len(loc) > 1 and isinstance(loc[1], int) else ""
+            field, value = "body", None
+            text = f"body: not valid JSON{where} ({e.get('ctx', {}).get('error', msg)})"
         else:
             value = short(e.get("input"))
             text = f"{field}: {msg}" if msg.startswith("got ") else f"{field}: got {value}; {msg}"
@@ -116,8 +118,25 @@ async def _conflict(request: Request, exc: JobConflict) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=409)
 
 
+PARSE_ERROR = "There was an error parsing the body"  # FastAPI's text for an unreadable body
+
+
+def unparsable_body(request: Request) -> JSONResponse:
+    """422 naming ``body`` for a body the framework could not decode (e.g. JSON that
+    is not UTF-8), the same status and form as every other invalid body."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip() or "no content type"
+    if kind == "application/json":
+        message = "body: not valid JSON (the bytes are not UTF-8 text)"
+    else:
+        message = f"body: could not be decoded as {kind}"
+    return JSONResponse({"detail": message, "errors": [
+        {"field": "body", "value": None, "message": message}]}, status_code=422)
+
+
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    if exc.status_code == 400 and detail == PARSE_ERROR:
+        return unparsable_body(request)
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"path: got {short(request.url.path)}; no such endpoint (see /docs)"
     headers = dict(getattr(exc, "headers", None) or {})

@@ -81,7 +81,8 @@ class AdaptationRequest(BaseModel):
     seed: int = Field(0, ge=0, le=MAX_SEED, description="seed of batch order and masks")
     sparsity: Optional[str] = Field(
         None, min_length=1, max_length=256,
-        description="per-layer update probabilities, comma-separated, or 'halo' / 'dense'")
+        description="per-layer update probabilities in (0, 1], comma-separated, one per "
+                    "trainable layer of the model; or 'halo', 'dense', 'thirds:P1,P2,P3'")
 
     @field_validator("task")
     @classmethod
@@ -103,17 +104,22 @@ class AdaptationRequest(BaseModel):
     def _sparsity(cls, v: Optional[str]) -> Optional[str]:
         if v is None:
             return None
-        check_not_path("'halo', 'dense' or probabilities", v)
-        if v in ("halo", "dense"):
+        check_not_path("'halo', 'dense', 'thirds:P1,P2,P3' or probabilities", v)
+        key = v.strip().lower()
+        if key in ("halo", "dense"):
             return v
-        parts = v.split(",")
+        parts = key[len("thirds:"):].split(",") if key.startswith("thirds:") else key.split(",")
         try:
             probs = [float(p) for p in parts]
         except ValueError:
-            raise ValueError(f"got {_short(v)}; expected 'halo', 'dense' or comma-separated "
-                             "probabilities such as 0.1,0.3,0.5") from None
-        if len(probs) > 64 or not all(math.isfinite(p) and 0 <= p <= 1 for p in probs):
-            raise ValueError(f"got {_short(v)}; expected at most 64 probabilities in [0, 1]")
+            raise ValueError(f"got {_short(v)}; expected 'halo', 'dense', 'thirds:P1,P2,P3' or "
+                             "comma-separated probabilities such as 0.1,0.3,0.5") from None
+        # the engine's range (kernels.sparsity): a layer updated with probability 0
+        # would never train, so 0 is refused here rather than failing the job later
+        if len(probs) > 64 or not all(math.isfinite(p) and 0 < p <= 1 for p in probs):
+            raise ValueError(f"got {_short(v)}; expected at most 64 probabilities in (0, 1]")
+        if key.startswith("thirds:") and len(probs) != 3:
+            raise ValueError(f"got {_short(v)}; expected 3 probabilities after 'thirds:'")
         return v
 
 

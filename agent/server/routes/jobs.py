@@ -10,6 +10,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from agent.server import views
 from agent.server.deps import RunnerDep, SettingsDep, StoreDep
 from agent.server.errors import ApiError, JobNotFound, NotReady, QueueFull
+from agent.server.jobcheck import check_request
 from agent.server.schemas import (
     AdaptationRequest,
     CancelAnswer,
@@ -58,6 +59,7 @@ def submit(body: AdaptationRequest, store: StoreDep, runner: RunnerDep,
     if steps is not None and steps > settings.max_steps:
         raise BudgetTooLarge(f"budget.steps: got {steps}; expected an integer in "
                              f"1..{settings.max_steps} (this daemon's limit)")
+    check_request(body.model_dump())  # 422 naming the field when the job cannot run
     if store.count_queued() >= settings.max_queued:
         raise QueueFull(f"queue: {settings.max_queued} jobs are already waiting; "
                         "retry when one has started")
