@@ -71,6 +71,9 @@ def create_app(settings: Settings, *, adapt: AdaptFn | None = None,
             app.state.settings, app.state.store, app.state.runner = settings, store, runner
             app.state.sampler, app.state.notifier = sampler, notifier
             app.state.started_monotonic = time.monotonic()
+            app.state.started_at = time.time()
+            opener = getattr(sampler, "open_window", None)  # the board's joules since start
+            app.state.energy_window = opener("daemon") if callable(opener) else None
             if start_runner:
                 runner.start()
             try:

@@ -129,7 +129,7 @@ def test_health_power_metrics_and_registries(make_app):
         m = c.get("/metrics")
         assert m.headers["content-type"].startswith("text/plain")
         assert 'halo_agent_jobs{status="succeeded"} 1' in m.text
-        assert 'halo_agent_joules_total{source="fake",estimated="true"} 0.5' in m.text
+        assert 'halo_agent_training_joules_total{source="fake",estimated="true"} 0.5' in m.text
         assert 'halo_agent_power_watts{source="fake",estimated="true"} 2.5' in m.text
         assert c.get("/docs").status_code == 200
         assert c.get("/openapi.json").json()["info"]["title"] == "halo-agent"
