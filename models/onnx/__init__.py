@@ -1,0 +1,169 @@
+"""Bring your own model: ONNX in, an engine network to adapt, adapted ONNX out.
+
+- :func:`load_onnx_model` — an ONNX classifier as an :class:`OnnxNetwork` (flat float32
+  buffer, masked backward, structural sparsity), or :class:`OnnxModelError` (a
+  ``ValueError``) naming the problem;
+- :func:`inspect_onnx` — what a file holds and whether every op is supported;
+- :func:`save_onnx_model` — the source graph with the adapted initializers, beside the
+  source and never over it.
+
+``onnx`` is imported inside these functions, never at package import.  Layout, op set and
+BatchNormalization: docs/onnx.md.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import numpy as np
+
+from models.onnx.graph import (
+    MIN_OPSET,
+    SUPPORTED_OPS,
+    TRAINABLE_MODES,
+    OnnxModelError,
+    build_plan,
+    opset_of,
+    read_model,
+    unsupported_nodes,
+)
+from models.onnx.network import OnnxNetwork
+
+__all__ = ["OnnxModelError", "OnnxNetwork", "SUPPORTED_OPS", "TRAINABLE_MODES", "inspect_onnx",
+           "is_onnx_path", "load_onnx_model", "save_onnx_model"]
+
+
+def is_onnx_path(path) -> bool:
+    """Whether a model argument names an ONNX file (by its ``.onnx`` suffix)."""
+    return str(path).lower().endswith(".onnx")
+
+
+def _check_opset(model, where: str) -> int:
+    opset = opset_of(model)
+    if opset < MIN_OPSET:
+        raise OnnxModelError(f"{where}: opset {opset} is older than {MIN_OPSET}; re-export with "
+                             f"opset_version >= {MIN_OPSET}")
+    return opset
+
+
+def load_onnx_model(path, trainable: str = "all", num_classes: Optional[int] = None,
+                    input_shape=None) -> OnnxNetwork:
+    """The ONNX classifier at ``path`` as an :class:`OnnxNetwork`.
+
+    ``trainable``: ``"all"`` (every weight, bias and BatchNormalization scale/bias) or
+    ``"bias"`` (TinyTL: only biases, BatchNormalization biases and the last Gemm/MatMul,
+    the classifier, are trained; other weights become constants outside the flat buffer,
+    so the optimizer state is that much smaller).  ``num_classes`` / ``input_shape``
+    (engine layout, NHWC ``(H, W, C)`` or ``(F,)``): when given, the model must match,
+    and the error names both shapes.
+    """
+    path = Path(path)
+    where = f"model file {path}"
+    model = read_model(path)
+    _check_opset(model, where)
+    steps, shape, out, layout, out_shape, _ = build_plan(model, where, trainable)
+    if len(out_shape) != 2:
+        raise OnnxModelError(f"{where}: output {out!r} has shape {tuple(out_shape)} (at batch 2); "
+                             "expected (batch, classes) logits")
+    if input_shape is not None and tuple(input_shape) != tuple(shape):
+        raise OnnxModelError(f"{where}: input shape {_nchw(shape)} (NCHW) does not fit the task's "
+                             f"input {_nchw(tuple(input_shape))} (NCHW)")
+    if num_classes is not None and int(num_classes) != out_shape[1]:
+        raise OnnxModelError(f"{where}: the model outputs {out_shape[1]} classes; the task has "
+                             f"{num_classes}")
+    inp = [i.name for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}][0]
+    return OnnxNetwork(steps, inp, out, shape, out_shape[1], model, path, trainable, layout)
+
+
+def _nchw(shape) -> tuple:
+    """An engine input shape as ONNX writes it: (batch, C, H, W) or (batch, F)."""
+    s = tuple(int(d) for d in shape)
+    return ("N", s[2], s[0], s[1]) if len(s) == 3 else ("N",) + s
+
+
+def inspect_onnx(path) -> Dict[str, Any]:
+    """What ``path`` holds: opset, producer, input/output shapes, op counts, unsupported
+    nodes, and (when it loads) trainable layers and parameter counts.
+
+    Raises :class:`OnnxModelError` only when the file is not a readable ONNX model; an
+    unsupported or otherwise unimportable graph is reported in ``supported``/``error``.
+    """
+    path = Path(path)
+    model = read_model(path)
+
+    def shape(v):
+        t = v.type.tensor_type
+        return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in t.shape.dim]
+
+    inits = {t.name for t in model.graph.initializer}
+    bad = unsupported_nodes(model)
+    info: Dict[str, Any] = {
+        "path": str(path), "bytes": path.stat().st_size, "ir_version": int(model.ir_version),
+        "opset": opset_of(model), "producer": f"{model.producer_name} {model.producer_version}".strip(),
+        "inputs": [{"name": i.name, "shape": shape(i)} for i in model.graph.input if i.name not in inits],
+        "outputs": [{"name": o.name, "shape": shape(o)} for o in model.graph.output],
+        "ops": dict(sorted(Counter(n.op_type for n in model.graph.node).items())),
+        "nodes": len(model.graph.node),
+        "unsupported": [{"node": n, "op_type": o} for n, o in bad],
+        "supported_ops": list(SUPPORTED_OPS),
+        "initializer_params": int(sum(int(np.prod(t.dims)) for t in model.graph.initializer)),
+    }
+    try:
+        net = load_onnx_model(path)
+    except OnnxModelError as e:
+        info.update(supported=False, error=str(e))
+        return info
+    bias = load_onnx_model(path, trainable="bias")
+    info.update(
+        supported=True, error=None, input_shape_nhwc=list(net.input_shape), num_classes=net.num_classes,
+        trainable_layers=[{"name": net.layer_names[j], "op_type": net.steps[i].op_type,
+                           "params": net.layer_ranges[j][1] - net.layer_ranges[j][0]}
+                          for j, i in enumerate(net.trainable)],
+        n_params=net.params.size, n_params_bias_only=bias.params.size)
+    return info
+
+
+def save_onnx_model(net: OnnxNetwork, path, meta: Optional[Dict[str, Any]] = None) -> Path:
+    """Write ``net`` as ONNX to ``path``: the source graph with the current values of its
+    trainable initializers (BatchNormalization statistics unchanged), atomically.
+
+    Refuses the source file itself.  ``meta``: strings stored as the model's
+    ``metadata_props`` (task, optimizer, accuracy...).
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    path = Path(path)
+    if net.source is not None and path.resolve() == Path(net.source).resolve():
+        raise OnnxModelError(f"output model {path} is the source model; the source is never overwritten")
+    if not is_onnx_path(path):
+        raise OnnxModelError(f"output model {path}: an imported ONNX model is written as ONNX; "
+                             "give a path ending in .onnx")
+    model = onnx.ModelProto()
+    model.CopyFrom(net.model)
+    new: Dict[str, np.ndarray] = {}
+    for s in net.steps:
+        new.update(s.export())
+    for t in model.graph.initializer:
+        if t.name in new:
+            t.CopyFrom(numpy_helper.from_array(np.ascontiguousarray(new[t.name], dtype=np.float32), t.name))
+    for k, v in (meta or {}).items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = str(k), str(v)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(model.SerializeToString())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
