@@ -1,0 +1,1 @@
+"""Hypergradients by reversible learning: exact reverse of SGD with momentum, schedule tuning."""
