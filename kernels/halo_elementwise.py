@@ -22,11 +22,11 @@ loop hoists every scalar conversion and branch out of the loop: on a slow core t
 
 from __future__ import annotations
 
-from typing import List, Sequence, Tuple
+from typing import List, Sequence, Tuple, Union
 
 import numpy as np
 
-from kernels.halo_fold import KernelBase, MirrorMLP, StepFold, fold_step, tensor_scalars
+from kernels.halo_fold import KernelBase, MirrorMLP, Pieces, StepFold, fold_step, tensor_arrays, tensor_scalars
 
 CHUNK = 65536
 """Elements per chunk (Adam's too).  On the 2-core x86 box at n = 1e6, against Adam:
@@ -104,18 +104,19 @@ class ElementwiseKernel(KernelBase):
         return fold
 
     def update(self, p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, count: int,
-               pieces: Sequence[Piece]) -> None:
+               pieces: Union[Pieces, Sequence[Piece]]) -> None:
         """Update ``p``, ``m``, ``v`` (float32 (n,)) in place from ``g`` (read only).
 
         ``count``: 1-based update count of the segment (bias correction).  ``pieces``:
-        consecutive ``(a, b, lr, gamma)`` covering ``[0, n)``, one per tensor.
+        the tensors covering ``[0, n)``: a :class:`Pieces` or consecutive
+        ``(a, b, lr, gamma)`` tuples.
         """
         fold = self._prepare(count)
         plan = self._plan
         odd_rest = tuple((pl.z, _f32(fold.d_coef[k])) for k, pl in enumerate(plan)
                          if pl.odd)[1:]
         first_odd = next((pl.z for pl in plan if pl.odd), None)
-        e_plan = self._e_plan(fold, plan, pieces)
+        e_plan = self._e_plan(fold, plan, Pieces.of(pieces))
         apply = _sub if fold.d_scale > 0.0 else _add
         eps = _f32(fold.eps_s)
         n = p.shape[0]
@@ -127,42 +128,47 @@ class ElementwiseKernel(KernelBase):
                         odd_rest, e_plan, apply, lo, hi)
 
     @staticmethod
-    def _e_plan(fold: StepFold, plan, pieces: Sequence[Piece]):
-        """How to form ``E`` (the per-tensor factor of ``A``), as float32 constants.
+    def _e_plan(fold: StepFold, plan, pieces: Pieces):
+        """How to form ``E`` (the per-tensor factor of ``A``).
 
-        ``("scalar", ((a, b, e0), ...))``: no magnitude output, ``E = e0`` per tensor;
-        ``("shared", c0, ((k, c_k), ...), clamp, ((a, b, scale), ...))``: every tensor has
-        the same gain, so ``phi = max(c0 + sum c_k M_k, 0)`` is computed once and each
-        tensor scales it (with one tensor the scale is folded into the c's);
-        ``("general", ((a, b, e0, ((k, e_k), ...), clamp), ...))``: per tensor.
+        With one tensor (or every tensor alike) the factors are float32 scalars; with
+        several they are float32 per-element vectors (n,) made once per call by
+        repeating each tensor's value over its elements, so a chunk costs the same
+        ufunc calls whatever the number of tensors.  Values and operation order are
+        those of the per-tensor form (bit-identical results).
+
+        ``("scalar", e0)``: no magnitude output, ``E = e0``;
+        ``("shared", c0, ((k, c_k), ...), clamp, scale)``: every tensor has the same
+        gain, so ``phi = max(c0 + sum c_k M_k, 0)`` is formed once and multiplied by
+        each tensor's ``|lr D|`` (``scale``; None with one tensor: folded into the c's);
+        ``("general", e0, ((k, e_k), ...), clamp)``: per-tensor ``e0`` and ``e_k``.
         """
         d = abs(fold.d_scale)
-        if len(pieces) > 1 and len({(lr, gam) for _, _, lr, gam in pieces}) == 1:
-            pieces = [(pieces[0][0], pieces[-1][1], pieces[0][2], pieces[0][3])]  # one tensor
+        if pieces.uniform():
+            pieces = Pieces(pieces.bounds[[0, -1]], pieces.lr[:1], pieces.gamma[:1])
+        one = pieces.lr.size == 1
         if not any(pl.even for pl in plan):
-            return ("scalar", tuple((a, b, _f32(abs(lr) * d * (1.0 + gam * fold.q_bias)))
-                                    for a, b, lr, gam in pieces))
-        gammas = {gam for _, _, _, gam in pieces}
-        if len(gammas) == 1:
-            gam = gammas.pop()
+            e0 = np.abs(pieces.lr) * d * (1.0 + pieces.gamma * fold.q_bias)
+            return ("scalar", _f32(e0[0]) if one else pieces.spread(e0))
+        if one or (pieces.gamma == pieces.gamma[0]).all():
+            gam = float(pieces.gamma[0])
             c0 = 1.0 + gam * fold.q_bias
             ck = [gam * q for q in fold.q_coef]
             low = c0 + sum(x * abs(pf.beta) for x, pf in zip(ck, fold.pairs))
             clamp = any(x < 0.0 for x in ck) or low < 0.0
-            scales = [abs(lr) * d for _, _, lr, _ in pieces]
-            one = 1.0
-            if len(pieces) == 1:
-                one = scales[0]
-            terms = tuple((k, _f32(x * one)) for k, x in enumerate(ck) if x != 0.0)
-            per = () if len(pieces) == 1 else tuple(
-                (a, b, _f32(sc)) for (a, b, _, _), sc in zip(pieces, scales))
-            return ("shared", _f32(c0 * one), terms, clamp, per)
-        out = []
-        for a, b, lr, gam in pieces:
-            e0, ek, clamp = tensor_scalars(fold, lr, gam)
-            terms = tuple((k, _f32(x)) for k, x in enumerate(ek) if x != 0.0)
-            out.append((a, b, _f32(e0), terms, clamp))
-        return ("general", tuple(out))
+            if one:
+                lr = abs(float(pieces.lr[0])) * d
+                return ("shared", _f32(c0 * lr),
+                        tuple((k, _f32(x * lr)) for k, x in enumerate(ck) if x != 0.0), clamp, None)
+            terms = tuple((k, _f32(x)) for k, x in enumerate(ck) if x != 0.0)
+            return ("shared", _f32(c0), terms, clamp, pieces.spread(np.abs(pieces.lr) * d))
+        if one:
+            e0, ek, clamp = tensor_scalars(fold, float(pieces.lr[0]), float(pieces.gamma[0]))
+            return ("general", _f32(e0), tuple((k, _f32(x)) for k, x in enumerate(ek) if x != 0.0),
+                    clamp)
+        e0, ek = tensor_arrays(fold, pieces.lr, pieces.gamma)  # clamp: max(E, 0) is E if E >= 0
+        return ("general", pieces.spread(e0), tuple((k, pieces.spread(x)) for k, x in enumerate(ek)
+                                                    if fold.q_coef[k] != 0.0), True)
 
     def _chunk(self, p, g, m, v, w, eps, plan, first_odd, odd_rest, e_plan, apply,
                lo, hi) -> None:
@@ -202,40 +208,39 @@ class ElementwiseKernel(KernelBase):
             _mul(z if w is None else z[:w], coef, t)
             _add(acc, t, acc)
         kind = e_plan[0]
-        if kind == "scalar":  # E = e0 per tensor
-            for a, b, e0 in e_plan[1]:
-                if a < hi and b > lo:
-                    a, b = max(a, lo) - lo, min(b, hi) - lo
-                    _mul(acc[a:b], e0, acc[a:b])
+        if kind == "scalar":  # E = e0 (per tensor)
+            e0 = e_plan[1]
+            _mul(acc, e0 if e0.ndim == 0 else e0[lo:hi], acc)
             apply(p, acc, p)
             return
         if kind == "shared":
-            _, c0, terms, clamp, per = e_plan
-            self._affine(e, t, zeros, c0, terms, clamp, plan, w, None)
-            for a, b, sc in per:  # each tensor's |lr D|
-                if a < hi and b > lo:
-                    a, b = max(a, lo) - lo, min(b, hi) - lo
-                    _mul(e[a:b], sc, e[a:b])
+            _, c0, terms, clamp, scale = e_plan
+            self._affine(e, t, zeros, c0, terms, clamp, plan, w, lo, hi)
+            if scale is not None:  # each tensor's |lr D|
+                _mul(e, scale[lo:hi], e)
         else:
-            for a, b, e0, terms, clamp in e_plan[1]:
-                if a < hi and b > lo:
-                    sl = slice(max(a, lo) - lo, min(b, hi) - lo)
-                    self._affine(e, t, zeros, e0, terms, clamp, plan, w, sl)
+            _, e0, terms, clamp = e_plan
+            self._affine(e, t, zeros, e0, terms, clamp, plan, w, lo, hi)
         _mul(acc, e, acc)
         apply(p, acc, p)
 
     @staticmethod
-    def _affine(e, t, zeros, c0, terms, clamp, plan, w, sl) -> None:
-        """``e[sl] = max(c0 + sum_k c_k M_k[sl], 0)`` (the max only if ``clamp``)."""
-        if sl is not None:
-            e, t, zeros = e[sl], t[sl], zeros[sl]
+    def _affine(e, t, zeros, c0, terms, clamp, plan, w, lo, hi) -> None:
+        """``e = max(c0 + sum_k c_k M_k, 0)`` (the max only if ``clamp``); ``c0``, ``c_k``:
+        float32 scalars or per-element vectors of the segment (sliced to ``[lo, hi)``)."""
+        if c0.ndim:
+            c0 = c0[lo:hi]
         if not terms:
-            e.fill(c0)
+            if c0.ndim:
+                e[...] = c0
+            else:
+                e.fill(c0)
             return
         for i, (k, ck) in enumerate(terms):
             mk = plan[k].mk
             mk = mk if w is None else mk[:w]
-            mk = mk if sl is None else mk[sl]
+            if ck.ndim:
+                ck = ck[lo:hi]
             if i == 0:
                 _mul(mk, ck, e)
             else:

@@ -30,7 +30,7 @@ Everything here is pure arithmetic on Python floats and small arrays.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Tuple
+from typing import NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -200,6 +200,47 @@ def reference_step(mlp: MirrorMLP, g: np.ndarray, m_hat: np.ndarray, v_hat: np.n
     w1, b1, w2, b2 = untied(mlp)
     out = np.maximum(x @ w1 + b1, 0.0) @ w2 + b2
     return -lr * out[:, 0] * np.maximum(1.0 + gamma * out[:, 1], 0.0)
+
+
+class Pieces(NamedTuple):
+    """The tensors of a segment ``[0, n)`` as arrays, so a step costs O(1) NumPy calls in them.
+
+    ``bounds`` int64 (k+1,): ``bounds[0] = 0``, ``bounds[-1] = n``, tensor i is
+    ``[bounds[i], bounds[i+1])``; ``lr``, ``gamma`` float64 (k,): its learning rate and gain;
+    ``sizes``: ``diff(bounds)`` when the caller has it at hand (None: computed).
+    """
+
+    bounds: np.ndarray
+    lr: np.ndarray
+    gamma: np.ndarray
+    sizes: Optional[np.ndarray] = None
+
+    @classmethod
+    def of(cls, pieces: Union["Pieces", Sequence[Tuple[int, int, float, float]]]) -> "Pieces":
+        """``pieces`` as given, or built from consecutive ``(a, b, lr, gamma)`` tuples."""
+        if isinstance(pieces, Pieces):
+            return pieces
+        bounds = np.array([pieces[0][0]] + [b for _, b, _, _ in pieces], np.int64)
+        return cls(bounds, np.array([lr for _, _, lr, _ in pieces], np.float64),
+                   np.array([gam for _, _, _, gam in pieces], np.float64))
+
+    def uniform(self) -> bool:
+        """True when every tensor has the same ``(lr, gamma)``: one scalar pair will do."""
+        lr, gam = self.lr, self.gamma
+        return bool(lr.size == 1 or ((lr == lr[0]).all() and (gam == gam[0]).all()))
+
+    def spread(self, values: np.ndarray) -> np.ndarray:
+        """Per-tensor ``values`` (k,) repeated over each tensor's elements: float32 (n,)."""
+        sizes = np.diff(self.bounds) if self.sizes is None else self.sizes
+        return np.repeat(values.astype(np.float32), sizes)
+
+
+def tensor_arrays(fold: StepFold, lr: np.ndarray, gamma: np.ndarray):
+    """:func:`tensor_scalars` for arrays of tensors, without ``clamp``: ``(e0 (k,), [e_k (k,)])``,
+    the same float64 operations in the same order, so the same values."""
+    scale = np.abs(lr * fold.d_scale)
+    sg = scale * gamma
+    return scale * (1.0 + gamma * fold.q_bias), [sg * c for c in fold.q_coef]
 
 
 class KernelBase:

@@ -18,7 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
-from kernels.halo_fold import KernelBase, MirrorMLP, moment_scales, untied
+from kernels.halo_fold import KernelBase, MirrorMLP, Pieces, moment_scales, untied
 
 CHUNK = 16384
 """Elements per chunk (docs/references.md §1.2: 16k-256k are equally good for the blocked matmul)."""
@@ -83,14 +83,18 @@ class MatmulKernel(KernelBase):
                pieces: Sequence) -> None:
         """Update ``p``, ``m``, ``v`` (float32 (n,)) in place; see ``ElementwiseKernel.update``."""
         self._fold(count)
-        if len(pieces) > 1 and len({(lr, gam) for _, _, lr, gam in pieces}) == 1:
-            pieces = [(pieces[0][0], pieces[-1][1], pieces[0][2], pieces[0][3])]  # one tensor
+        pieces = Pieces.of(pieces)
+        if pieces.uniform():  # one (lr, gamma): float32 scalars
+            lr, gam = float(pieces.lr[0]), float(pieces.gamma[0])
+            coefs = (np.float32(lr * gam), np.float32(lr))
+        else:  # per-element vectors of lr * gamma and lr, one pass each per call
+            coefs = (pieces.spread(pieces.lr * pieces.gamma), pieces.spread(pieces.lr))
         n = p.shape[0]
         for lo in range(0, n, self.chunk):
             hi = min(n, lo + self.chunk)
-            self._chunk(p[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi], lo, hi, pieces)
+            self._chunk(p[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi], lo, hi, coefs)
 
-    def _chunk(self, p, g, m, v, lo, hi, pieces) -> None:
+    def _chunk(self, p, g, m, v, lo, hi, coefs) -> None:
         c = hi - lo
         x, h, o, zeros = self._views(c)
         s, t, e = self._s[:c], self._t[:c], self._e[:c]
@@ -108,12 +112,9 @@ class MatmulKernel(KernelBase):
         _max(z, zeros, out=z)
         np.matmul(self._w2aug, h, out=o)  # (2, 5) @ (5, c): rows d, q
         d, q = o[0], o[1]
-        for a, b, lr, gamma in pieces:
-            a, b = max(a, lo) - lo, min(b, hi) - lo
-            if a >= b:
-                continue
-            _mul(q[a:b], np.float32(lr * gamma), out=e[a:b])
-            _add(e[a:b], np.float32(lr), out=e[a:b])
+        lg, lr = (x if x.ndim == 0 else x[lo:hi] for x in coefs)
+        _mul(q, lg, out=e)
+        _add(e, lr, out=e)
         _max(e, zeros[0], out=e)  # E = max(lr (1 + gamma q), 0)
         _mul(d, e, out=e)
         _sub(p, e, out=p)

@@ -27,7 +27,7 @@ touched.
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import numpy as np
 
@@ -38,6 +38,11 @@ SAMPLE = 1024
 
 _F = {name: i for i, name in enumerate(CONTROLLER_FEATURES)}
 _STAT_FEATURES = ("rel_log_grad", "log_update_ratio")
+_IN_EPS = np.array([1e-30, 0.0, 1e-30])
+_OUT_EPS = np.array([0.0, 1e-3, 0.0])
+"""``log(sqrt(mean + in) + out)`` per statistic: r_g = log RMS g, log(RMS p + 1e-3), r_u."""
+Ids = Union[np.ndarray, slice]
+"""Tensors of a segment: an index array, or a slice (contiguous ids, cheaper to index)."""
 _SHARED = tuple(_F[f] for f in ("bias", "log_update_rate", "progress", "mid_run", "loss_trend"))
 
 
@@ -75,6 +80,13 @@ class Controller:
         self.rbar_g = np.zeros(t)
         self.ratio = np.zeros(t)
         self.have = np.zeros(t, bool)
+        # per-tensor parts of theta @ phi (2, T): depth (fixed) and the statistics
+        # (set when they are finalised; 0 before, as the features are)
+        self.depth_term = self.theta[:, _F["depth"], None] * self.depth
+        self.stat_term = np.zeros((2, t))
+        self._th_shared = [[float(self.theta[o, c]) for c in _SHARED] for o in (0, 1)]
+        self._th_rel_g = self.theta[:, _F["rel_log_grad"], None]
+        self._th_ratio = self.theta[:, _F["log_update_ratio"], None]
 
     def begin_step(self, step: int, loss: float) -> None:
         """Global level, once per step (later calls with the same ``step`` do nothing)."""
@@ -90,23 +102,33 @@ class Controller:
             self.fast = 0.8 * self.fast + 0.2 * x
             self.slow = 0.97 * self.slow + 0.03 * x
 
-    def _finalise(self, ids: np.ndarray) -> None:
+    def _finalise(self, ids: Ids) -> None:
         """Turn statistics gathered at an earlier step into the features' inputs."""
-        done = ids[(self.acc_step[ids] >= 0) & (self.acc_step[ids] != self.step)]
-        if done.size == 0:
-            return
-        a = self.acc[done]
-        n = np.maximum(a[:, 3], 1.0)
-        r_g = 0.5 * np.log(a[:, 0] / n + 1e-30)
-        r_p = np.log(np.sqrt(a[:, 1] / n) + 1e-3)
-        r_u = 0.5 * np.log(a[:, 2] / n + 1e-30)
-        first = ~self.have[done]
-        self.rbar_g[done] = np.where(first, r_g, 0.9 * self.rbar_g[done] + 0.1 * r_g)
-        self.r_g[done] = r_g
-        self.ratio[done] = np.clip(r_u - r_p, -12.0, 2.0)
-        self.have[done] = True
-        self.acc[done] = 0.0
-        self.acc_step[done] = -1
+        st = self.acc_step[ids]
+        done = (st >= 0) & (st != self.step)
+        if done.all():  # the usual case: every tensor of the segment was gathered together
+            self._finish(ids)
+        elif done.any():
+            self._finish(np.arange(self.sizes.size)[ids][done])
+
+    def _finish(self, ids: Ids) -> None:
+        """Finalise tensors ``ids`` (all gathered at an earlier step): ``r_g``, its EMA,
+        the update ratio, and their contribution ``stat_term`` to both outputs."""
+        a = self.acc[ids]
+        x = a[:, :3] / np.maximum(a[:, 3:], 1.0)  # mean g^2, p^2, u^2
+        x += _IN_EPS
+        np.sqrt(x, out=x)
+        x += _OUT_EPS
+        np.log(x, out=x)  # r_g, r_p = log(RMS p + 1e-3), r_u
+        r_g = x[:, 0]
+        rbar = np.where(self.have[ids], 0.9 * self.rbar_g[ids] + 0.1 * r_g, r_g)
+        ratio = np.clip(x[:, 2] - x[:, 1], -12.0, 2.0)
+        self.r_g[ids], self.rbar_g[ids], self.ratio[ids] = r_g, rbar, ratio
+        self.have[ids] = True
+        self.acc[ids] = 0.0
+        self.acc_step[ids] = -1
+        self.stat_term[:, ids] = (self._th_rel_g * np.clip(r_g - rbar, -3.0, 3.0)
+                                  + self._th_ratio * ratio)
 
     def features(self, ids: np.ndarray, count: int, progress: float) -> np.ndarray:
         """``phi`` (len(ids), n_features) for tensors ``ids`` at the current step.
@@ -132,32 +154,24 @@ class Controller:
         phi[:, _F["rel_log_lr"]] = prev - self.mean_log_mult if self.uses_rel_lr else 0.0
         return phi
 
-    def scalars(self, ids: np.ndarray, count: int, progress: float):
+    def scalars(self, ids: Ids, count: int, progress: float):
         """``(lr multipliers, gains)``, float64 (len(ids),), for tensors ``ids``; records them.
 
         Equal to ``exp(clip(features(ids, ...) @ theta.T))``, computed with the columns
         shared by every tensor of the step (bias, update rate, progress, loss trend)
-        folded into one scalar per output: O(1) NumPy calls per segment.
+        folded into one scalar per output, both outputs at once: O(1) NumPy calls per
+        segment, whatever its number of tensors (``ids``: an index array or a slice).
         """
         th = self.theta
         if self.uses_stats:
             self._finalise(ids)
-        base = self._shared(count, progress)
-        out = np.empty((2, ids.size))
-        for o in (0, 1):
-            row = out[o]
-            row.fill(base[o])
-            if th[o, _F["depth"]] != 0.0:
-                row += th[o, _F["depth"]] * self.depth[ids]
-            if self.uses_stats:
-                row += th[o, _F["rel_log_grad"]] * np.clip(self.r_g[ids] - self.rbar_g[ids],
-                                                           -3.0, 3.0)
-                row += th[o, _F["log_update_ratio"]] * np.where(self.have[ids],
-                                                                self.ratio[ids], 0.0)
+        out = self.depth_term[:, ids] + np.asarray(self._shared(count, progress))[:, None]
+        if self.uses_stats:
+            out += self.stat_term[:, ids]
         if self.uses_rel_lr:
-            new = ids[self.mult_step[ids] != self.step]
-            self.prev_mult[new] = self.log_mult[new]
-            self.mult_step[new] = self.step
+            new = self.mult_step[ids] != self.step
+            self.prev_mult[ids] = np.where(new, self.log_mult[ids], self.prev_mult[ids])
+            self.mult_step[ids] = self.step
             out += th[:, _F["rel_log_lr"], None] * (self.prev_mult[ids] - self.mean_log_mult)
         np.clip(out, -self.log_clip, self.log_clip, out=out)
         self.log_mult[ids] = out[0]
@@ -170,7 +184,7 @@ class Controller:
                  if self.uses_loss and not math.isnan(self.fast) else 0.0)
         x = (1.0, max(-5.0, math.log(count / (max(self.step, 0) + 1.0))), tau,
              4.0 * tau * (1.0 - tau), trend)
-        return [sum(float(self.theta[o, c]) * v for c, v in zip(_SHARED, x)) for o in (0, 1)]
+        return [sum(c * v for c, v in zip(row, x)) for row in self._th_shared]
 
     def uniform_scalars(self, count: int, progress: float):
         """``(lr multiplier, gain)`` as floats when every tensor gets the same (:attr:`uniform`)."""
@@ -189,6 +203,27 @@ class Controller:
         a[1] += float(np.dot(p_after, p_after))
         a[2] += float(np.dot(u, u))
         a[3] += g.shape[0]
+
+    def gather_segment(self, seg, g: np.ndarray, p_before: np.ndarray, p_after: np.ndarray) -> None:
+        """:meth:`gather` for every sampled tensor of a segment at once (O(1) NumPy calls).
+
+        ``seg``: a ``models.halo.optimizer.Segment`` (``sample`` positions, per-tensor
+        ``sample_starts``, ``sampled`` tensor ids); ``g``, ``p_after``: the segment's
+        gradient and updated parameters; ``p_before``: ``params[seg.sample]`` before
+        the update.  Sums are taken in float64.
+        """
+        if seg.sample.size == 0:
+            return
+        x = np.empty((3, seg.sample.size))
+        x[0] = g[seg.sample]
+        x[1] = p_after[seg.sample]
+        np.subtract(x[1], p_before, out=x[2])
+        np.square(x, out=x)
+        sums = np.add.reduceat(x, seg.sample_starts, axis=1)
+        ids = seg.sampled  # scalars() finalised them: their sums are 0 or of this step
+        self.acc[ids, :3] += sums.T
+        self.acc[ids, 3] += seg.sample_counts
+        self.acc_step[ids] = self.step
 
     def sample_slice(self, k: int, t0: int, a: int, b: int) -> Optional[slice]:
         """The strided sample of tensor ``k`` (starting at ``t0``) inside ``[a, b)``, or None."""

@@ -19,6 +19,7 @@ from typing import Any, Dict, List, NamedTuple, Optional, Tuple, Union
 import numpy as np
 
 from kernels.halo_elementwise import ElementwiseKernel
+from kernels.halo_fold import Pieces
 from kernels.halo_matmul import MatmulKernel
 from kernels.optim_base import Optimizer, StepInfo
 from kernels.optim_common import positive
@@ -72,6 +73,49 @@ def flat_layout(n: int) -> Layout:
     return Layout(np.asarray([0, int(n)], np.int64), np.zeros(1), ("params",))
 
 
+class Segment(NamedTuple):
+    """A segment ``[lo, hi)``'s tensors, made once per segment and reused every step.
+
+    ``ids``: ``slice`` of the tensors it touches; ``bounds`` int64: their boundaries in
+    segment coordinates (``Pieces.bounds``); ``sample`` int64: the positions of the
+    controller's strided statistics samples inside the segment, tensor after tensor;
+    ``sample_starts`` int64: where each sampled tensor's run starts in ``sample``;
+    ``sample_counts`` float64: its number of samples; ``sampled``: the ids of the
+    tensors with at least one sample here (a slice when they are consecutive).
+    """
+
+    ids: slice
+    bounds: np.ndarray
+    sizes: np.ndarray
+    sample: np.ndarray
+    sample_starts: np.ndarray
+    sample_counts: np.ndarray
+    sampled: Union[slice, np.ndarray]
+
+    @classmethod
+    def of(cls, starts: np.ndarray, lo: int, hi: int, ctrl: Controller) -> "Segment":
+        first = int(np.searchsorted(starts, lo, side="right")) - 1
+        last = int(np.searchsorted(starts, hi, side="left"))
+        bounds = np.clip(starts[first:last + 1], lo, hi) - lo
+        runs: List[np.ndarray] = []
+        sampled: List[int] = []
+        for k in range(first, last):
+            sl = ctrl.sample_slice(k, int(starts[k]) - lo, int(bounds[k - first]),
+                                   int(bounds[k - first + 1]))
+            if sl is not None:
+                runs.append(np.arange(sl.start, sl.stop, sl.step, dtype=np.int64))
+                sampled.append(k)
+        lengths = [r.size for r in runs]
+        ids: Union[slice, np.ndarray] = np.asarray(sampled, np.int64)
+        if sampled and sampled == list(range(sampled[0], sampled[-1] + 1)):
+            ids = slice(sampled[0], sampled[-1] + 1)
+        bounds = bounds.astype(np.int64)
+        return cls(slice(first, last), bounds, np.diff(bounds),
+                   np.concatenate(runs) if runs else np.zeros(0, np.int64),
+                   np.cumsum([0] + lengths[:-1]).astype(np.int64),
+                   np.asarray(lengths, np.float64), ids)
+
+
 def _weights(weights: Union[None, str, Path, HaloWeights]) -> Tuple[HaloWeights, str]:
     if isinstance(weights, HaloWeights):
         return weights, "given"
@@ -122,19 +166,11 @@ def make_halo(lr: Optional[float] = None, *, weights: Union[None, str, Path, Hal
         run["segments"] = {}
         return HaloState(np.zeros(n, np.float32), np.zeros(n, np.float32))
 
-    def segment(lo: int, hi: int):
+    def segment(lo: int, hi: int) -> Segment:
         key = (lo, hi)
         seg = run["segments"].get(key)
         if seg is None:
-            starts = run["layout"].starts
-            first = int(np.searchsorted(starts, lo, side="right")) - 1
-            last = int(np.searchsorted(starts, hi, side="left"))
-            ids = np.arange(first, last, dtype=np.int64)
-            bounds: List[Tuple[int, int, int]] = []
-            for k in ids:
-                a, b = max(lo, int(starts[k])), min(hi, int(starts[k + 1]))
-                bounds.append((a - lo, b - lo, int(starts[k]) - lo))
-            seg = run["segments"][key] = (ids, bounds)
+            seg = run["segments"][key] = Segment.of(run["layout"].starts, lo, hi, run["ctrl"])
         return seg
 
     def update(params: np.ndarray, grads: np.ndarray, state: HaloState, info: StepInfo) -> None:
@@ -147,21 +183,13 @@ def make_halo(lr: Optional[float] = None, *, weights: Union[None, str, Path, Hal
             pieces = [(0, info.hi - info.lo, base_lr * mult, gain)]
             run["kernel"].update(params, grads, state.m, state.v, int(info.count), pieces)
             return
-        ids, bounds = segment(info.lo, info.hi)
-        mult, gain = ctrl.scalars(ids, info.count, info.progress)
-        pieces = [(a, b, base_lr * float(mu), float(ga))
-                  for (a, b, _), mu, ga in zip(bounds, mult, gain)]
-        samples = None
-        if ctrl.uses_stats:
-            samples = []
-            for k, (a, b, t0) in zip(ids, bounds):
-                sl = ctrl.sample_slice(int(k), t0, a, b)
-                if sl is not None:
-                    samples.append((int(k), sl, params[sl].copy()))
-        run["kernel"].update(params, grads, state.m, state.v, int(info.count), pieces)
-        if samples:
-            for k, sl, before in samples:
-                ctrl.gather(k, grads[sl], before, params[sl])
+        seg = segment(info.lo, info.hi)
+        mult, gain = ctrl.scalars(seg.ids, info.count, info.progress)
+        before = params[seg.sample] if ctrl.uses_stats else None
+        run["kernel"].update(params, grads, state.m, state.v, int(info.count),
+                             Pieces(seg.bounds, base_lr * mult, gain, seg.sizes))
+        if before is not None:
+            ctrl.gather_segment(seg, grads, before, params)
 
     return Optimizer(name, hp, init, update)
 
