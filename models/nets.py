@@ -16,6 +16,11 @@ Architectures (stride-1 convolutions, 2x2 max-pool, ReLU; after HALO Fig. 2):
   ReLU after each, dense.  On 28x28 inputs: 26, 13, 9, 4, 4, 4 -> dense 256.
 - ``mlp``: dense 64, ReLU, dense 64, ReLU, dense to the classes (3 trainable
   layers, as HALO's TDP and GSAD optimizees).
+- ``mlp-deep``: dense 128, ReLU, dense 64, ReLU, dense 64, ReLU, dense 32, ReLU,
+  dense to the classes (5 trainable layers; a deeper net of the meta-training
+  task distribution, models/metatrain/distribution.py).
+
+MLPs flatten image inputs.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ ARCHITECTURES: Dict[str, List[tuple]] = {
               ("conv", 3, 16, "same"), ("relu",), ("conv", 5, 16, "same"), ("relu",),
               ("flatten",), ("dense_out",)],
     "mlp": [("dense", 64), ("relu",), ("dense", 64), ("relu",), ("dense_out",)],
+    "mlp-deep": [("dense", 128), ("relu",), ("dense", 64), ("relu",), ("dense", 64), ("relu",),
+                 ("dense", 32), ("relu",), ("dense_out",)],
 }
 
 
@@ -184,7 +191,7 @@ class Network:
         image = len(shape) == 3
         if arch.startswith("cnn") and not image:
             raise ModelError(f"model {arch!r} needs image input (H, W, C), got input_shape {shape}")
-        if arch == "mlp" and image:
+        if arch.startswith("mlp") and image:
             shape = (int(np.prod(shape)),)
         self.layers: list = []
         n_conv = n_dense = 0
@@ -245,7 +252,7 @@ class Network:
     def _prep(self, x: np.ndarray) -> np.ndarray:
         if x.dtype != self.params.data.dtype:
             x = x.astype(self.params.data.dtype)
-        if self.arch == "mlp" and x.ndim > 2:
+        if self.arch.startswith("mlp") and x.ndim > 2:
             x = x.reshape(x.shape[0], -1)
         return x
 

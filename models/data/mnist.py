@@ -69,6 +69,16 @@ def load_idx_dataset(name: str, data_dir: Path) -> ImageSet:
     return ImageSet(name, parts[0], parts[1], parts[2], parts[3], classes)
 
 
+def load_idx_train(name: str, data_dir: Path) -> Tuple[np.ndarray, np.ndarray]:
+    """Only the *training* split of ``mnist`` or ``fashion-mnist``: ``(x, y)``, uint8
+    ``(60000, 28, 28, 1)`` and ``(60000,)``, read-only. The test files are neither opened
+    nor required (what meta-training uses, so that no test image can reach it)."""
+    info = get_dataset(name)
+    img, _ = require(info, Path(data_dir), "train-images")
+    lab, _ = require(info, Path(data_dir), "train-labels")
+    return _read_pair(cache_key(img), cache_key(lab))
+
+
 def clear_cache() -> None:
     """Drop the parsed arrays held by the per-process cache."""
     _read_pair.cache_clear()
