@@ -1,4 +1,4 @@
-"""The ``halo-agent`` command line: adapt, data, power, doctor, serve, bench, meta-train."""
+"""The ``halo-agent`` command line: adapt, data, power, doctor, serve, bench, meta-train, tune."""
 
 from __future__ import annotations
 
@@ -117,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     from models.metatrain.cli import add_command as add_meta_train
 
     add_meta_train(sub)
+    from agent.tune_cli import add_command as add_tune
+
+    add_tune(sub)
     return parser
 
 

@@ -70,7 +70,7 @@ def parse_arm(text: str) -> Arm:
     raw = text.strip()
     name, _, sp = raw.partition(":")
     name = name.strip().lower()
-    known = optimizer_names()
+    known = optimizer_names() + ["hypergrad"]  # hypergrad: bench.hypergrad_arm
     if name not in known:
         raise BenchConfigError(
             "optimizers", name, f"one of {', '.join(known)}",

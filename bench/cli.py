@@ -84,6 +84,9 @@ def add_commands(subparsers) -> None:
                         "hand-designed optimizer's mean final accuracy, last 3 evaluations)")
     c.add_argument("--smooth-evals", type=positive_int, default=3,
                    help="evaluations averaged for the smoothed final accuracy (default: 3)")
+    c.add_argument("--hypergrad", action="append", metavar="KEY=VALUE",
+                   help="setting of the 'hypergrad' arm (tuned per seed by hypergradients): "
+                        "meta_steps, blocks, lr, momentum, meta_lr, ...; repeatable")
     c.add_argument("--out", type=Path, default=None, help="folder for report.json, report.md, plots")
     _common(c)
     c.set_defaults(func=cmd_compare)
@@ -132,6 +135,7 @@ def _log(msg: str) -> None:
 def cmd_compare(args) -> int:
     """``bench compare``: run, write the folder, print the table or the JSON."""
     from bench.compare import CompareConfig, run_compare
+    from bench.hypergrad_arm import parse_options
     from bench.markdown import main_table
     from bench.report import write_outputs
     from models.data.paths import resolve_data_dir
@@ -143,7 +147,8 @@ def cmd_compare(args) -> int:
         target_accuracy=args.target_accuracy, budget_joules=args.budget_joules,
         smooth_evals=args.smooth_evals, warmup_steps=args.warmup_steps,
         power_source=args.power_source, sysfs_root=args.sysfs_root,
-        idle_seconds=args.idle_seconds, threads=args.threads)
+        idle_seconds=args.idle_seconds, threads=args.threads,
+        options={"hypergrad": parse_options(args.hypergrad)} if args.hypergrad else {})
     report = run_compare(cfg, progress=sys.stderr.isatty(), log=_log, command=_command(args))
     written = None
     if args.out is not None:

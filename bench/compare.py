@@ -25,9 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from agent.engine import AdaptConfig, run_adaptation
+from agent.engine import AdaptConfig
 from agent.progress import ProgressBar
 from bench.arms import Arm, BenchConfigError, parse_arms
+from bench.hypergrad_arm import HYPERGRAD, run_config, tune_config
 from bench.report import build_report
 from models.data import get_task
 from models.nets import build_network
@@ -126,6 +127,8 @@ def interleaved_order(cells: Sequence[Cell], seeds: Sequence[int]) -> List[Tuple
 
 
 def _adapt_config(cfg: CompareConfig, cell: Cell, seed: int, n_layers: int, **kw) -> AdaptConfig:
+    if cell.arm.optimizer == HYPERGRAD:  # tuned per seed by hypergradients, then adapted
+        return tune_config(cfg, cell.arm.sparsity_spec(n_layers), seed, **kw)
     base = dict(task=cfg.task, data_dir=Path(cfg.data_dir), model=cfg.model,
                 optimizer=cell.arm.optimizer, lr=cell.lr, steps=cfg.steps,
                 eval_every=cfg.eval_every, seed=seed, sparsity=cell.arm.sparsity_spec(n_layers),
@@ -179,7 +182,7 @@ def run_compare(cfg: CompareConfig, *, progress: bool = False,
                 bar.update(base + pt.step, f"{note} acc {pt.accuracy:.3f}")
 
             acfg = _adapt_config(cfg, cell, seed, n_layers)
-            results[cell].append(run_adaptation(acfg, sampler=sampler, on_point=on_point, log=log))
+            results[cell].append(run_config(acfg, sampler=sampler, on_point=on_point, log=log))
         bar.close()
         total = whole.close()
         stats = sampler.stats()
@@ -207,6 +210,6 @@ def _warm_up(cfg, arms, cells, seed, n_layers, sampler, log) -> Dict[str, Any]:
         cell = next(c for c in cells if c.arm == arm)
         acfg = _adapt_config(cfg, cell, seed, n_layers, steps=cfg.warmup_steps,
                              eval_every=cfg.warmup_steps, idle_seconds=0.0)
-        run_adaptation(acfg, sampler=sampler, log=log)
+        run_config(acfg, sampler=sampler, log=log)
     return {"steps_per_arm": cfg.warmup_steps, "seconds": round(time.monotonic() - t0, 3),
             "joules": round(w.close().energy_j, 6)}

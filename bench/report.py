@@ -38,7 +38,8 @@ DEFINITIONS = {
                           "that ended below the budget keeps its final accuracy",
     "seconds_per_step": "training seconds / steps (evaluations excluded)",
     "tuning_joules": "training joules of every run of the learning-rate grid, every seed "
-                     "(the cost of tuning); null when not tuned",
+                     "(the cost of tuning); for hypergrad, the joules of every seed's "
+                     "hypergradient meta-steps; null when not tuned",
     "std": "sample standard deviation over seeds (ddof=1; 0 with one seed)",
     "order": "seed-major: for seed: for (optimizer, lr): run; the (optimizer, lr) order "
              "rotates by one place per seed; one shared power sampler",
@@ -102,6 +103,9 @@ def build_report(cfg, arch: str, arms, cells, results: Dict[Any, List[Dict[str, 
                 "final_accuracy_smoothed": s["final_accuracy_smoothed"],
                 "joules": s["joules"], "diverged": s["diverged"],
                 "runs": [_compact(r, k) for r in results[c]]} for c, s in grid]
+        if arm.optimizer == "hypergrad":  # per seed: meta-steps on a validation split
+            entry["tuning_joules"] = math.fsum(r["tuning"]["joules"] for r in runs)
+            entry["tuning_runs"] = f"{len(runs)} x {runs[0]['tuning']['meta_steps']} meta-steps"
         entry.update(summarize_runs(runs, target=target, budget_j=cfg.budget_joules, k=k))
         entry["runs"] = runs
         optimizers[arm.label] = entry

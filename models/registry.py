@@ -27,6 +27,7 @@ def _load_learned() -> None:
     except ImportError as e:  # models.halo not present in this build
         if "models.halo" not in str(e):
             raise
+    import models.hypergrad  # noqa: F401  (registers "momentum-schedule", a tuned schedule)
 
 
 def optimizer_names() -> List[str]:
