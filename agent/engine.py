@@ -32,7 +32,7 @@ from models.data import get_task, load_task
 from models.nets import architectures
 from models.pretrain import checkpoint_path, load_source_model
 from models.registry import build_optimizer, default_sparsity, optimizer_names
-from models.train import Trainer, batch_indices
+from models.train import Trainer, batch_indices, hold_out_validation
 from power import Sampler, detect
 
 MAX_STEPS = 10_000_000
@@ -186,10 +186,12 @@ def _run(cfg, sampler, on_point, should_stop, log, progress) -> Dict[str, Any]:
     scheme = cfg.sparsity or default_sparsity(cfg.optimizer, cfg.hyperparameters)
     probs = parse_sparsity(scheme, net.n_layers) if scheme else None
     opt = build_optimizer(cfg.optimizer, cfg.lr, net, cfg.hyperparameters, data_dir=cfg.data_dir)
-    trainer = Trainer(net, opt, probs, seed=cfg.seed)
+    # a learned optimizer with a validation level trains on the rest of the split
+    xt, yt, validation = hold_out_validation(opt, data.target_train.x, data.target_train.y,
+                                             net.num_classes, cfg.seed)
+    trainer = Trainer(net, opt, probs, seed=cfg.seed, validation=validation)
     meter = sampler.meter
 
-    xt, yt = data.target_train.x, data.target_train.y
     xe, ye = data.target_test.x, data.target_test.y
     probe = slice(0, min(1024, xt.shape[0]))
 
@@ -297,6 +299,11 @@ def _run(cfg, sampler, on_point, should_stop, log, progress) -> Dict[str, Any]:
         "joules_above_idle": None if idle_w is None else round(joules - idle_w * secs, 6),
         "energy_gaps": [list(g) for g in total.gaps],
         "layer_updates": trainer.layer_updates,
+        "validation": None if validation is None else {
+            "examples_held_out": len(validation), "examples_trained_on": int(yt.shape[0]),
+            "probes": trainer.val_probes,
+            "note": "held out of the target training split for the optimizer's validation level; "
+                    "measured probes are inside the training energy"},
         "status": status, "stop_reason": stop_reason,
         "source_model": str(source_path), "model_path": model_path,
         "data_notes": list(data.notes),

@@ -269,3 +269,9 @@ def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> Tuple[float
     grad[np.arange(n), labels] -= 1.0
     grad /= n
     return loss, grad
+
+
+def cross_entropy_per_example(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Softmax cross-entropy of each example (N,), float64, in nats (no gradient)."""
+    z = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
+    return np.log(np.exp(z).sum(axis=1)) - z[np.arange(z.shape[0]), labels]

@@ -16,7 +16,10 @@ class StepInfo(NamedTuple):
     updates this segment has received, this one included (bias correction; with
     structural sparsity a layer's count lags the global step).  ``lo``/``hi``:
     the segment of the flat buffer being updated.  ``loss``: the training loss of
-    the batch that produced the gradient.
+    the batch that produced the gradient.  ``val_loss``/``val_step``: the latest
+    held-out validation loss the trainer measured for an optimizer that asked for one
+    (``models.train.ValidationProbe``), and the step it was measured before (NaN and
+    -1 when there is none); an optimizer reacts once per new ``val_step``.
     """
 
     step: int
@@ -25,6 +28,8 @@ class StepInfo(NamedTuple):
     lo: int
     hi: int
     loss: float
+    val_loss: float = float("nan")
+    val_step: int = -1
 
 
 class Optimizer(NamedTuple):

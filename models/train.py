@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Iterator, List, Optional, Sequence
+import math
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from kernels.layers import cross_entropy_per_example
 from kernels.optim_base import Optimizer, StepInfo, slice_state
 from kernels.sparsity import draw_mask, segments
 from models.nets import Network
@@ -27,17 +29,110 @@ def batch_indices(n: int, batch_size: int, seed: int) -> Iterator[np.ndarray]:
             yield perm[s:s + bs]
 
 
+def example_groups(x: np.ndarray) -> np.ndarray:
+    """Group id (int64, (N,)) per example: byte-identical examples share one id.
+
+    A training split balanced by oversampling (HALO's thyroid task) holds copies of
+    the same example; a validation split must keep every copy on one side, or it
+    measures memorisation instead of generalisation.
+    """
+    rows = np.ascontiguousarray(x.reshape(x.shape[0], -1))
+    keys = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
+    _, inverse = np.unique(keys, return_inverse=True)
+    return inverse.ravel().astype(np.int64)
+
+
+def validation_split(x: np.ndarray, y: np.ndarray, fraction: float, max_examples: int,
+                     seed: int) -> Tuple[np.ndarray, np.ndarray]:
+    """``(train_idx, val_idx)``: a seeded, per-class split of a training split.
+
+    About ``fraction`` of each class's examples (in all at most ``max_examples``) go to
+    validation, in whole groups of identical examples (:func:`example_groups`); a class
+    with a single distinct example stays in training.  Raises ``ValueError`` when the
+    fraction is outside (0, 0.5] or nothing can be held out.
+    """
+    if not 0.0 < fraction <= 0.5:
+        raise ValueError(f"validation fraction must be in (0, 0.5], got {fraction!r}")
+    n = int(y.shape[0])
+    groups = example_groups(x)
+    rng = np.random.default_rng([int(seed), 2])
+    quota = min(float(fraction), max(1, int(max_examples)) / max(1, n))
+    val = np.zeros(n, dtype=bool)
+    for c in np.unique(y):
+        members = np.flatnonzero(y == c)
+        ids = np.unique(groups[members])
+        if ids.size < 2:
+            continue
+        rng.shuffle(ids)
+        want = quota * members.size
+        sizes = np.bincount(groups[members])[ids]
+        take = ids[:max(1, int(np.searchsorted(np.cumsum(sizes), want, side="right")))]
+        take = take[:ids.size - 1]  # at least one distinct example stays in training
+        val[members[np.isin(groups[members], take)]] = True
+    if not val.any() or val.all():
+        raise ValueError(f"cannot hold out a validation split from {n} examples "
+                         f"({np.unique(groups).size} distinct)")
+    return np.flatnonzero(~val), np.flatnonzero(val)
+
+
+class ValidationProbe:
+    """The held-out loss a learned optimizer may watch: every ``every`` steps the trainer
+    measures it (forward passes only, in chunks of ``chunk``) before the step's batch.
+
+    The loss is the mean cross-entropy with each class weighted by its share of the
+    *training* split over its share of the validation split, so it estimates the loss
+    under the distribution the model is trained on (a split balanced by oversampling
+    stays balanced).
+    """
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, train_y: np.ndarray, num_classes: int,
+                 every: int, chunk: int = 256):
+        if every < 1:
+            raise ValueError(f"validation every must be >= 1 step, got {every}")
+        self.x, self.y, self.every, self.chunk = x, y, int(every), int(chunk)
+        f_train = np.bincount(train_y, minlength=num_classes) / max(1, train_y.shape[0])
+        f_val = np.bincount(y, minlength=num_classes) / max(1, y.shape[0])
+        w = (f_train / np.maximum(f_val, 1e-12))[y]
+        self.weights = (w / w.sum()).astype(np.float64)
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    def loss(self, net: Network) -> float:
+        total = 0.0
+        for s in range(0, self.y.shape[0], self.chunk):
+            logits = net.forward(self.x[s:s + self.chunk])
+            yb, wb = self.y[s:s + self.chunk], self.weights[s:s + self.chunk]
+            total += float(np.dot(cross_entropy_per_example(logits, yb), wb))
+        return total
+
+
+def hold_out_validation(optimizer: Optimizer, x: np.ndarray, y: np.ndarray, num_classes: int,
+                        seed: int) -> Tuple[np.ndarray, np.ndarray, Optional[ValidationProbe]]:
+    """``(x_train, y_train, probe)`` for an optimizer that asks for a validation probe in
+    its hyperparameters (``"validation": {"fraction", "max_examples", "every"}``),
+    else ``(x, y, None)``: the held-out examples are taken out of training."""
+    want = optimizer.hyperparameters.get("validation")
+    if not want:
+        return x, y, None
+    tr, va = validation_split(x, y, float(want["fraction"]), int(want["max_examples"]), seed)
+    probe = ValidationProbe(x[va], y[va], y[tr], num_classes, int(want["every"]))
+    return x[tr], y[tr], probe
+
+
 class Trainer:
     """A network, an optimizer and per-layer update probabilities, stepping in place.
 
     ``probs``: update probability per trainable layer (None: every layer every
     step).  Masks come from their own seeded stream, independent of the batch
     order.  A layer's optimizer state is touched only on steps that update it;
-    ``counts[j]`` is how many updates layer ``j`` has had.
+    ``counts[j]`` is how many updates layer ``j`` has had.  ``validation``: a
+    :class:`ValidationProbe` measured every ``validation.every`` steps and passed to
+    the optimizer in ``StepInfo.val_loss`` (None: no probe, the default).
     """
 
     def __init__(self, net: Network, optimizer: Optimizer, probs: Optional[Sequence[float]] = None,
-                 seed: int = 0):
+                 seed: int = 0, validation: Optional[ValidationProbe] = None):
         self.net = net
         self.optimizer = optimizer
         self.state = optimizer.init(net.params.size)
@@ -48,6 +143,9 @@ class Trainer:
         self.counts = np.zeros(net.n_layers, dtype=np.int64)
         self.mask_rng = np.random.default_rng([int(seed), 1])
         self.layer_updates = 0  # sum over steps of layers updated (for cost accounting)
+        self.validation = validation
+        self.val_loss, self.val_step = math.nan, -1
+        self.val_probes = 0
 
     def next_mask(self) -> np.ndarray:
         """The update mask of the next step (bool per trainable layer)."""
@@ -60,8 +158,13 @@ class Trainer:
         """Forward, masked backward and optimizer update on one batch.
 
         Returns the batch loss (nats), or None when the mask updates no layer: then
-        nothing is computed at all (no forward pass either).
+        nothing is computed at all (no forward pass either).  A validation probe due at
+        this step is measured first, whatever the mask.
         """
+        probe = self.validation
+        if probe is not None and step % probe.every == 0 and step != self.val_step:
+            self.val_loss, self.val_step = probe.loss(self.net), step
+            self.val_probes += 1
         if mask is None:
             mask = self.next_mask()
         if not mask.any():
@@ -74,7 +177,8 @@ class Trainer:
         for first, last in segments(mask, self.counts):
             lo, hi = net.layer_ranges[first][0], net.layer_ranges[last][1]
             info = StepInfo(step=step, progress=progress, count=int(self.counts[first]),
-                            lo=lo, hi=hi, loss=loss)
+                            lo=lo, hi=hi, loss=loss, val_loss=self.val_loss,
+                            val_step=self.val_step)
             self.optimizer.update(p[lo:hi], g[lo:hi], slice_state(self.state, lo, hi), info)
         return loss
 

@@ -8,12 +8,14 @@ are the controller's ``theta`` (2 outputs x ``len(CONTROLLER_FEATURES)`` inputs)
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Tuple
+from typing import NamedTuple, Optional, Tuple
 
 import numpy as np
 
 from kernels.halo_fold import N_FEATURES, N_PAIRS, MirrorMLP, adam_like
 from kernels.sparsity import HALO_PROBABILITIES
+from models.halo.schedule import FIELDS as VALIDATION_FIELDS
+from models.halo.schedule import ValidationLevel, level_from_mapping
 
 FORMAT = "halo-mirror-mlp/1"
 """Weights format tag stored in every file; a file with another tag is refused."""
@@ -34,6 +36,9 @@ CONTROLLER_FEATURES: Tuple[str, ...] = (
 )
 """Per-tensor inputs of the controller, in order (models.halo.controller)."""
 
+__all__ = ["FORMAT", "MLP_FEATURES", "CONTROLLER_FEATURES", "CONTROLLER_OUTPUTS", "HaloWeights",
+           "VALIDATION_FIELDS", "adam_like_weights", "check_weights"]
+
 CONTROLLER_OUTPUTS: Tuple[str, ...] = ("log_lr_multiplier", "log_gain")
 
 
@@ -46,7 +51,9 @@ class HaloWeights(NamedTuple):
     (overridden by an explicit ``lr``); ``beta1``, ``beta2``, ``eps``: moment decays and
     epsilon; ``log_clip``: both controller outputs are clipped to +-log_clip;
     ``update_probabilities``: the structural sparsity the weights were trained for,
-    per third of the layers (first, middle, last; HALO's 10/30/50 for halo-v0).
+    per third of the layers (first, middle, last; HALO's 10/30/50 for halo-v0);
+    ``validation``: the validation level (``models.halo.schedule``), None when the
+    weights have none (halo-v0..v2).
     """
 
     mlp: MirrorMLP
@@ -57,6 +64,7 @@ class HaloWeights(NamedTuple):
     eps: float = 1e-8
     log_clip: float = 3.0
     update_probabilities: Tuple[float, float, float] = HALO_PROBABILITIES
+    validation: Optional[ValidationLevel] = None
 
 
 def adam_like_weights(base_lr: float = 1e-3) -> HaloWeights:
@@ -89,6 +97,9 @@ def check_weights(w: HaloWeights, where: str) -> HaloWeights:
     if len(probs) != 3 or not all(0.0 < p <= 1.0 for p in probs):
         raise ValueError(f"{where}: update_probabilities must be 3 values in (0, 1], "
                          f"got {list(probs)}")
+    validation = w.validation
+    if validation is not None:
+        validation = level_from_mapping(validation._asdict(), where)
     return w._replace(mlp=mlp, theta=theta, base_lr=float(w.base_lr), beta1=float(w.beta1),
                       beta2=float(w.beta2), eps=float(w.eps), log_clip=float(w.log_clip),
-                      update_probabilities=probs)
+                      update_probabilities=probs, validation=validation)

@@ -25,6 +25,7 @@ from kernels.optim_base import Optimizer, StepInfo
 from kernels.optim_common import positive
 from models.halo.arch import HaloWeights
 from models.halo.controller import Controller
+from models.halo.schedule import ValidationSchedule
 from models.halo.weights import default_weights_path, load_weights
 
 KERNELS = {"elementwise": ElementwiseKernel, "matmul": MatmulKernel}
@@ -144,6 +145,8 @@ def make_halo(lr: Optional[float] = None, *, weights: Union[None, str, Path, Hal
                          f"got {kernel!r}")
     hp: Dict[str, Any] = {"lr": base_lr, "weights": source, "kernel": kernel,
                           "beta1": w.beta1, "beta2": w.beta2, "eps": w.eps}
+    if w.validation is not None:  # the trainer holds out and probes this (models.train)
+        hp["validation"] = w.validation.probe()
     run: Dict[str, Any] = {}
 
     def resolve_kernel(lay: Layout) -> str:
@@ -164,6 +167,7 @@ def make_halo(lr: Optional[float] = None, *, weights: Union[None, str, Path, Hal
         run["kernel"] = KERNELS[kname](w.mlp, w.beta1, w.beta2, w.eps, max(1, n))
         run["ctrl"] = Controller(w.theta, w.log_clip, np.diff(lay.starts), lay.depth)
         run["segments"] = {}
+        run["sched"] = None if w.validation is None else ValidationSchedule(w.validation)
         return HaloState(np.zeros(n, np.float32), np.zeros(n, np.float32))
 
     def segment(lo: int, hi: int) -> Segment:
@@ -178,16 +182,21 @@ def make_halo(lr: Optional[float] = None, *, weights: Union[None, str, Path, Hal
             return
         ctrl: Controller = run["ctrl"]
         ctrl.begin_step(info.step, info.loss)
+        lr = base_lr
+        sched = run["sched"]
+        if sched is not None:  # the validation level's global offset (halo-v3 on)
+            sched.observe(info.val_loss, info.val_step)
+            lr = base_lr * sched.factor
         if ctrl.uniform:  # one lr and gain for the whole segment (halo-v0)
             mult, gain = ctrl.uniform_scalars(info.count, info.progress)
-            pieces = [(0, info.hi - info.lo, base_lr * mult, gain)]
+            pieces = [(0, info.hi - info.lo, lr * mult, gain)]
             run["kernel"].update(params, grads, state.m, state.v, int(info.count), pieces)
             return
         seg = segment(info.lo, info.hi)
         mult, gain = ctrl.scalars(seg.ids, info.count, info.progress)
         before = params[seg.sample] if ctrl.uses_stats else None
         run["kernel"].update(params, grads, state.m, state.v, int(info.count),
-                             Pieces(seg.bounds, base_lr * mult, gain, seg.sizes))
+                             Pieces(seg.bounds, lr * mult, gain, seg.sizes))
         if before is not None:
             ctrl.gather_segment(seg, grads, before, params)
 

@@ -4,7 +4,8 @@ The ``.npz`` holds ``format`` (``arch.FORMAT``), the MLP (``mlp_w``, ``mlp_b``,
 ``mlp_delta``, ``mlp_mu``, ``mlp_b_q``), the controller (``theta``), the
 constants (``base_lr``, ``beta1``, ``beta2``, ``eps``, ``log_clip``) and the
 structural sparsity per third (``update_probabilities``; a file without it, such
-as halo-v0, means HALO's 10/30/50).
+as halo-v0, means HALO's 10/30/50) and, from halo-v3 on, the validation level
+(``validation``: float64 values in ``arch.VALIDATION_FIELDS`` order; absent: none).
 
 Shipped versions are ``models/weights/halo-vN.npz``; the default (what
 ``--optimizer halo`` runs) is the one with the highest N.  The card
@@ -23,7 +24,8 @@ from typing import Any, Dict, Optional, Union
 import numpy as np
 
 from kernels.halo_fold import MirrorMLP
-from models.halo.arch import FORMAT, HaloWeights, check_weights
+from models.halo.arch import FORMAT, VALIDATION_FIELDS, HaloWeights, check_weights
+from models.halo.schedule import ValidationLevel
 
 _SCALARS = ("base_lr", "beta1", "beta2", "eps", "log_clip")
 _VERSION = re.compile(r"^halo-v(\d+)\.npz$")
@@ -92,8 +94,15 @@ def load_weights(path: Union[str, Path, None] = None) -> HaloWeights:
                         float(data["mlp_b_q"]))
         probs = tuple(float(x) for x in data["update_probabilities"]) \
             if "update_probabilities" in data else HaloWeights._field_defaults["update_probabilities"]
+        validation = None
+        if "validation" in data:
+            vals = [float(v) for v in np.ravel(data["validation"])]
+            if len(vals) != len(VALIDATION_FIELDS):
+                raise ValueError(f"validation has {len(vals)} values, expected "
+                                 f"{len(VALIDATION_FIELDS)} ({', '.join(VALIDATION_FIELDS)})")
+            validation = ValidationLevel(*vals)
         w = HaloWeights(mlp, data["theta"], **{k: float(data[k]) for k in _SCALARS},
-                        update_probabilities=probs)
+                        update_probabilities=probs, validation=validation)
     except KeyError as e:
         raise ValueError(f"{where}: missing array {e.args[0]!r}") from None
     except (TypeError, ValueError) as e:
@@ -111,6 +120,8 @@ def save_weights(path: Union[str, Path], w: HaloWeights,
               "theta": w.theta}
     arrays.update({k: np.array(getattr(w, k)) for k in _SCALARS})
     arrays["update_probabilities"] = np.asarray(w.update_probabilities, np.float64)
+    if w.validation is not None:
+        arrays["validation"] = np.asarray([float(v) for v in w.validation], np.float64)
     p.parent.mkdir(parents=True, exist_ok=True)
     with open(p, "wb") as f:
         np.savez(f, **arrays)

@@ -1,0 +1,107 @@
+"""HALO's validation level: one global learning-rate offset driven by a held-out loss.
+
+A learned optimizer that sees only training losses cannot tell a task where longer
+or larger steps keep paying (MNIST: the best tuned Adam rate is ~1e-2) from one where
+they overfit within tens of steps (HALO's thyroid task: training loss keeps falling
+while held-out accuracy drops; the best tuned rate is ~1e-4, 100x smaller).  The
+trainer can hold out a few examples of the target's training split
+(``models.train.validation_split``) and measure their loss every ``every`` steps
+(``models.train.ValidationProbe``); this level turns that signal into a global
+log learning-rate offset ``s``, the same for every tensor::
+
+    s_0 = start
+    at each new probe with loss L, best B (lowest so far, before this probe):
+        r = log(L / B)
+        r <  0:  s <- min(s + up, s_max)                 (still improving: speed up)
+        r >= 0:  s <- s - down * min(1, r / tol)         (worse: slow down, in proportion)
+    lr_k <- lr_k * exp(s)
+
+``start``, ``up``, ``down``, ``tol`` and ``s_max`` are meta-learned
+(``models.metatrain.space``: ``val.*``); ``fraction``, ``max_examples`` and ``every``
+fix the probe.  Cost: a forward pass over the probe every ``every`` steps (counted
+in the training energy) and O(1) arithmetic per step.  Weights without this level
+(halo-v0..v2) run exactly as before.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, Mapping, NamedTuple
+
+
+class ValidationLevel(NamedTuple):
+    """The learned rule and its probe (see the module docstring)."""
+
+    start: float = 0.0
+    up: float = 0.0
+    down: float = math.log(2.0)
+    tol: float = 0.05
+    s_max: float = 0.0
+    fraction: float = 0.1
+    max_examples: int = 512
+    every: int = 25
+
+    def probe(self) -> Dict[str, Any]:
+        """What the trainer needs: ``{"fraction", "max_examples", "every"}``."""
+        return {"fraction": self.fraction, "max_examples": self.max_examples,
+                "every": self.every}
+
+
+FIELDS = ValidationLevel._fields
+
+
+def level_from_mapping(d: Mapping[str, Any], where: str) -> ValidationLevel:
+    """A checked :class:`ValidationLevel`; ``ValueError`` naming ``where`` and the field."""
+    unknown = sorted(set(d) - set(FIELDS))
+    if unknown:
+        raise ValueError(f"{where}: unknown validation field {unknown[0]!r}; known: {', '.join(FIELDS)}")
+    lv = ValidationLevel(**{k: d[k] for k in FIELDS if k in d})
+    vals = {k: float(getattr(lv, k)) for k in FIELDS}
+    if not all(math.isfinite(v) for v in vals.values()):
+        raise ValueError(f"{where}: validation fields must be finite, got {vals}")
+    checks = (("up", lv.up >= 0), ("down", lv.down >= 0), ("tol", lv.tol > 0),
+              ("fraction", 0 < lv.fraction <= 0.5), ("max_examples", int(lv.max_examples) >= 1),
+              ("every", int(lv.every) >= 1))
+    for name, ok in checks:
+        if not ok:
+            raise ValueError(f"{where}: validation {name} = {getattr(lv, name)!r} is out of range")
+    return lv._replace(start=float(lv.start), up=float(lv.up), down=float(lv.down),
+                       tol=float(lv.tol), s_max=float(lv.s_max), fraction=float(lv.fraction),
+                       max_examples=int(lv.max_examples), every=int(lv.every))
+
+
+class ValidationSchedule:
+    """The running offset ``s`` of one run; :meth:`observe` once per step, :attr:`factor`."""
+
+    def __init__(self, level: ValidationLevel):
+        self.level = level
+        self.s = float(level.start)
+        self.best = math.inf
+        self.seen = -1
+        self.probes = 0
+
+    @property
+    def factor(self) -> float:
+        """``exp(s)``: the multiplier of every tensor's learning rate."""
+        return math.exp(self.s)
+
+    def observe(self, val_loss: float, val_step: int) -> None:
+        """React to a probe measured before step ``val_step`` (once per new probe)."""
+        if val_step < 0 or val_step == self.seen:
+            return
+        self.seen = val_step
+        self.probes += 1
+        lv = self.level
+        if not math.isfinite(val_loss):
+            self.s -= lv.down  # a non-finite held-out loss is the worst news
+            return
+        if math.isfinite(self.best) and self.best > 0.0:
+            r = math.log(max(val_loss, 1e-30) / self.best)
+            if r < 0.0:
+                self.s = min(self.s + lv.up, lv.s_max)
+            else:
+                self.s -= lv.down * min(1.0, r / lv.tol)
+        self.best = min(self.best, val_loss)
+
+    def state(self) -> Dict[str, float]:
+        return {"log_lr_offset": self.s, "best_val_loss": self.best, "probes": self.probes}

@@ -1,0 +1,225 @@
+"""HALO's validation level: the held-out split, the probe, the schedule and their joins."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from kernels.optim_base import Optimizer, StepInfo
+from models.halo.optimizer import make_halo
+from models.halo.schedule import ValidationLevel, ValidationSchedule, level_from_mapping
+from models.halo.weights import load_weights, save_weights
+from models.nets import build_network
+from models.train import (
+    Trainer,
+    ValidationProbe,
+    example_groups,
+    hold_out_validation,
+    validation_split,
+)
+
+
+def _oversampled(seed=0):
+    """Two classes: 40 distinct examples of class 0, 4 distinct of class 1 copied 10x."""
+    rng = np.random.default_rng(seed)
+    x0 = rng.standard_normal((40, 3)).astype(np.float32)
+    x1 = np.repeat(rng.standard_normal((4, 3)).astype(np.float32), 10, axis=0)
+    x = np.concatenate([x0, x1])
+    y = np.array([0] * 40 + [1] * 40)
+    return x, y
+
+
+def test_example_groups_join_identical_rows_only():
+    x, _ = _oversampled()
+    g = example_groups(x)
+    assert np.unique(g).size == 44
+    assert np.unique(g[40:]).size == 4
+    assert all(np.array_equal(x[i], x[j]) for i in range(80) for j in range(80) if g[i] == g[j])
+
+
+def test_validation_split_keeps_copies_on_one_side_and_every_class():
+    x, y = _oversampled()
+    tr, va = validation_split(x, y, 0.25, 1000, seed=3)
+    assert np.intersect1d(tr, va).size == 0 and tr.size + va.size == 80
+    seen_val = {x[i].tobytes() for i in va}
+    assert not any(x[i].tobytes() in seen_val for i in tr)  # no copy leaks across
+    assert set(y[va]) == {0, 1} and set(y[tr]) == {0, 1}
+    assert 8 <= np.sum(y[va] == 0) <= 12  # about a quarter of 40, whole groups
+
+
+def test_validation_split_is_seeded_and_capped():
+    x, y = _oversampled()
+    a = validation_split(x, y, 0.5, 1000, seed=1)
+    b = validation_split(x, y, 0.5, 1000, seed=1)
+    c = validation_split(x, y, 0.5, 1000, seed=2)
+    assert all(np.array_equal(p, q) for p, q in zip(a, b))
+    assert not np.array_equal(a[1], c[1])
+    _, small = validation_split(x, y, 0.5, 8, seed=1)
+    assert small.size <= 20  # the cap binds (one whole group of 10 copies may overshoot it)
+
+
+@pytest.mark.parametrize("fraction", [0.0, -0.1, 0.6, math.nan])
+def test_validation_split_refuses_bad_fractions(fraction):
+    x, y = _oversampled()
+    with pytest.raises(ValueError, match="validation fraction"):
+        validation_split(x, y, fraction, 100, 0)
+
+
+def test_validation_split_refuses_data_with_nothing_to_hold_out():
+    x = np.ones((10, 3), np.float32)
+    with pytest.raises(ValueError, match="1 distinct"):
+        validation_split(x, np.zeros(10, np.int64), 0.2, 100, 0)
+
+
+def test_probe_weights_classes_to_the_training_distribution():
+    net = build_network("mlp", (3,), 2, seed=0)
+    rng = np.random.default_rng(0)
+    xv = rng.standard_normal((6, 3)).astype(np.float32)
+    yv = np.array([0, 0, 0, 0, 0, 1])  # val: 5:1
+    train_y = np.array([0, 1] * 10)   # train: 1:1
+    probe = ValidationProbe(xv, yv, train_y, 2, every=5, chunk=4)
+    logits = net.forward(xv).astype(np.float64)
+    ce = np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1)) - (
+        logits - logits.max(1, keepdims=True))[np.arange(6), yv]
+    want = 0.5 * ce[:5].mean() + 0.5 * ce[5]
+    assert probe.loss(net) == pytest.approx(want, rel=1e-6)
+    assert len(probe) == 6
+
+
+def _recording_optimizer(seen):
+    def init(n):
+        return ()
+
+    def update(p, g, state, info: StepInfo):
+        seen.append((info.step, info.val_step, info.val_loss))
+
+    return Optimizer("rec", {}, init, update)
+
+
+def test_trainer_measures_the_probe_on_its_cadence_and_passes_it_on():
+    net = build_network("mlp", (3,), 2, seed=0)
+    x, y = _oversampled()
+    probe = ValidationProbe(x[:10], y[:10], y, 2, every=4)
+    seen = []
+    tr = Trainer(net, _recording_optimizer(seen), None, seed=0, validation=probe)
+    for t in range(10):
+        tr.step(x[:8], y[:8], t, t / 10)
+    assert [s[1] for s in seen] == [0, 0, 0, 0, 4, 4, 4, 4, 8, 8]
+    assert tr.val_probes == 3 and all(math.isfinite(s[2]) for s in seen)
+    assert seen[0][2] == pytest.approx(probe.loss(build_network("mlp", (3,), 2, seed=0)))
+
+
+def test_trainer_without_a_probe_passes_none():
+    net = build_network("mlp", (3,), 2, seed=0)
+    x, y = _oversampled()
+    seen = []
+    Trainer(net, _recording_optimizer(seen), None, seed=0).step(x[:8], y[:8], 0, 0.0)
+    assert seen[0][1] == -1 and math.isnan(seen[0][2])
+
+
+def test_schedule_rule_step_by_step():
+    lv = ValidationLevel(start=-0.5, up=0.2, down=1.0, tol=0.1, s_max=0.0)
+    s = ValidationSchedule(lv)
+    assert s.s == -0.5
+    s.observe(1.0, 0)            # first probe: sets the best, no move
+    assert s.s == -0.5
+    s.observe(0.9, 25)           # better: up
+    assert s.s == pytest.approx(-0.3)
+    s.observe(0.9, 25)           # the same probe again: ignored
+    assert s.s == pytest.approx(-0.3)
+    s.observe(0.8, 50)
+    s.observe(0.7, 75)           # capped at s_max
+    assert s.s == pytest.approx(0.0)
+    s.observe(0.7 * math.exp(0.05), 100)  # worse by half of tol: half of down
+    assert s.s == pytest.approx(-0.5)
+    s.observe(5.0, 125)          # far worse: all of down
+    assert s.s == pytest.approx(-1.5)
+    s.observe(math.nan, 150)     # a non-finite held-out loss: all of down
+    assert s.s == pytest.approx(-2.5)
+    assert s.factor == pytest.approx(math.exp(-2.5))
+    s.observe(1.0, -1)           # no probe yet: nothing
+    assert s.probes == 7
+
+
+@pytest.mark.parametrize("field,value", [("tol", 0.0), ("down", -1.0), ("every", 0),
+                                         ("fraction", 0.9), ("up", math.inf)])
+def test_level_fields_are_checked(field, value):
+    with pytest.raises(ValueError, match=field if field != "up" else "finite"):
+        level_from_mapping({field: value}, "test")
+
+
+def test_level_refuses_unknown_fields():
+    with pytest.raises(ValueError, match="'patience'"):
+        level_from_mapping({"patience": 3}, "test")
+
+
+def test_weights_round_trip_with_and_without_the_level(tmp_path):
+    w = load_weights()
+    assert w.validation is None  # shipped halo-v0..v2 have none
+    lv = ValidationLevel(start=-1.0, up=0.1, every=10, max_examples=64)
+    p = save_weights(tmp_path / "w.npz", w._replace(validation=lv))
+    back = load_weights(p)
+    assert back.validation == lv
+    with np.load(p) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["validation"] = arrays["validation"][:3]
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(ValueError, match="validation has 3 values"):
+        load_weights(tmp_path / "bad.npz")
+
+
+def test_halo_without_probe_is_unchanged_and_with_one_asks_for_it():
+    w = load_weights()
+    assert "validation" not in make_halo(weights=w).hyperparameters
+    opt = make_halo(weights=w._replace(validation=ValidationLevel(every=7)))
+    assert opt.hyperparameters["validation"] == {"fraction": 0.1, "max_examples": 512, "every": 7}
+
+
+def test_halo_scales_its_step_by_the_level_factor():
+    """The level's offset multiplies every tensor's step: start = log(1/4) gives 1/4 of it."""
+    w = load_weights()
+    n = 64
+    g = np.random.default_rng(0).standard_normal(n).astype(np.float32)
+
+    def first_step(level, val_loss=math.nan, val_step=-1):
+        opt = make_halo(weights=w._replace(validation=level), kernel="elementwise")
+        p = np.zeros(n, np.float32)
+        opt.update(p, g, opt.init(n), StepInfo(0, 0.0, 1, 0, n, 1.0, val_loss, val_step))
+        return p
+
+    plain = first_step(None)
+    np.testing.assert_allclose(first_step(ValidationLevel()), plain, rtol=1e-6)
+    quarter = first_step(ValidationLevel(start=math.log(0.25)), 1.0, 0)
+    np.testing.assert_allclose(quarter, plain / 4.0, rtol=1e-5)
+
+
+def test_hold_out_validation_takes_examples_out_of_training():
+    x, y = _oversampled()
+    w = load_weights()
+    opt = make_halo(weights=w._replace(validation=ValidationLevel(fraction=0.25, every=5)))
+    xt, yt, probe = hold_out_validation(opt, x, y, 2, seed=0)
+    assert probe is not None and len(probe) + yt.shape[0] == 80
+    assert probe.every == 5
+    plain = make_halo(weights=w)
+    xt2, yt2, none = hold_out_validation(plain, x, y, 2, seed=0)
+    assert none is None and xt2 is x and yt2 is y
+
+
+def test_adapt_with_a_validation_level_reports_the_held_out_split(tmp_path, monkeypatch):
+    from agent.engine import AdaptConfig, run_adaptation
+
+    for k in ("HALO_DATA_DIR", "HALO_CACHE_DIR", "HALO_POWER_METER", "HALO_POWER_ORDER"):
+        monkeypatch.delenv(k, raising=False)
+    wpath = save_weights(tmp_path / "w.npz", load_weights()._replace(
+        validation=ValidationLevel(fraction=0.1, max_examples=64, every=10)))
+    r = run_adaptation(AdaptConfig(
+        task="synthetic-a", data_dir=tmp_path / "data", optimizer="halo", steps=30,
+        eval_every=10, seed=0, power_source="estimate", idle_seconds=0.0,
+        hyperparameters={"weights": str(wpath), "kernel": "elementwise"}))
+    v = r["validation"]
+    assert 0 < v["examples_held_out"] <= 64 + 10  # whole groups may overshoot the cap a little
+    assert v["probes"] == 3 and v["examples_trained_on"] > v["examples_held_out"]
+    assert r["hyperparameters"]["validation"]["every"] == 10
+    assert r["status"] == "succeeded"
