@@ -141,70 +141,57 @@ def resolve_spec(spec: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
     return out
 
 
-def _int(spec: Mapping[str, Any], path: str, lo: int, hi: Optional[int] = None) -> None:
-    sec, _, key = path.rpartition(".")
-    v = spec[sec][key] if sec else spec[key]
-    if isinstance(v, bool) or not isinstance(v, int) or v < lo or (hi is not None and v > hi):
-        raise SpecError(path, v, f"an integer in [{lo}, {hi if hi is not None else 'inf'}]")
+_ARCHS = ["cnn-a", "cnn-b", "cnn-c", "mlp", "mlp-deep"]
+_MAX_PER_DIGIT = 2400  # images per digit that the smaller half of MNIST-train surely holds
+# (field, kind, low, high / allowed values): "int", "number", "ints" (a non-empty list),
+# "pair" ([low, high]) or "choices"
+_RULES: List[Tuple[str, str, Any, Any]] = [
+    ("seed", "int", 0, 2 ** 31 - 1), ("pretrain_lr", "number", 1e-6, 1.0),
+    ("mnist.tasks", "int", 0, 1000), ("mnist.archs", "choices", None, _ARCHS),
+    ("mnist.kinds", "choices", None, list(task_images.KINDS)),
+    ("mnist.classes", "pair", 2, 5), ("mnist.shots", "ints", 1, 2000),
+    ("mnist.cnn_horizons", "ints", 1, 100000), ("mnist.mlp_horizons", "ints", 1, 100000),
+    ("mnist.source_per_class", "int", 10, _MAX_PER_DIGIT - task_images.SOURCE_TEST_PER_CLASS),
+    ("mnist.val_per_class", "int", 5, 500), ("mnist.batch_size", "int", 1, 4096),
+    ("mnist.source_steps", "int", 1, 1000000),
+    ("tabular.tasks", "int", 0, 1000), ("tabular.archs", "choices", None, ["mlp", "mlp-deep"]),
+    ("tabular.dims", "pair", 1, 4096), ("tabular.classes", "pair", 2, 20),
+    ("tabular.max_imbalance", "number", 1.0, 1000.0),
+    ("tabular.max_label_noise", "number", 0.0, 0.5),
+    ("tabular.scale_decades", "number", 0.0, 10.0),
+    ("tabular.train_size", "pair", 4, 1000000), ("tabular.val_size", "int", 10, 1000000),
+    ("tabular.source_size", "int", 10, 1000000), ("tabular.horizons", "ints", 1, 100000),
+    ("tabular.batch_sizes", "ints", 1, 4096), ("tabular.source_steps", "int", 1, 1000000),
+]
 
 
-def _ints(spec: Mapping[str, Any], path: str, lo: int, hi: int, pair: bool = False) -> None:
-    sec, _, key = path.rpartition(".")
-    v = spec[sec][key]
-    ok = (isinstance(v, list) and len(v) > 0 and (not pair or (len(v) == 2 and v[0] <= v[1]))
-          and all(isinstance(e, int) and not isinstance(e, bool) and lo <= e <= hi for e in v))
-    if not ok:
-        what = "[low, high] with low <= high" if pair else "a non-empty list"
-        raise SpecError(path, v, f"{what} of integers in [{lo}, {hi}]")
-
-
-def _choices(spec: Mapping[str, Any], path: str, allowed: Sequence[str]) -> None:
-    sec, _, key = path.rpartition(".")
-    v = spec[sec][key]
-    if not (isinstance(v, list) and v and all(e in allowed for e in v)):
-        raise SpecError(path, v, f"a non-empty list of {', '.join(allowed)}")
-
-
-def _number(spec: Mapping[str, Any], path: str, lo: float, hi: float) -> None:
-    sec, _, key = path.rpartition(".")
-    v = spec[sec][key] if sec else spec[key]
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
-        raise SpecError(path, v, f"a number in [{lo}, {hi}]")
+def _is_int(v: Any, lo: Any, hi: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
 
 
 def _check(s: Mapping[str, Any]) -> None:
-    _int(s, "seed", 0, 2 ** 31 - 1)
-    _number(s, "pretrain_lr", 1e-6, 1.0)
-    _int(s, "mnist.tasks", 0, 1000)
-    _choices(s, "mnist.archs", ["cnn-a", "cnn-b", "cnn-c", "mlp", "mlp-deep"])
-    _choices(s, "mnist.kinds", list(task_images.KINDS))
-    _ints(s, "mnist.classes", 2, 5, pair=True)
-    _ints(s, "mnist.shots", 1, 2000)
-    _ints(s, "mnist.cnn_horizons", 1, 100000)
-    _ints(s, "mnist.mlp_horizons", 1, 100000)
-    _int(s, "mnist.source_per_class", 10, 2000)
-    _int(s, "mnist.val_per_class", 5, 500)
-    _int(s, "mnist.batch_size", 1, 4096)
-    _int(s, "mnist.source_steps", 1, 1000000)
-    if max(s["mnist"]["shots"]) + s["mnist"]["val_per_class"] > 2400:
-        raise SpecError("mnist.shots", s["mnist"]["shots"],
-                        "at most 2400 - val_per_class per class (the target half's smallest digit)")
-    if s["mnist"]["source_per_class"] + task_images.SOURCE_TEST_PER_CLASS > 2400:
-        raise SpecError("mnist.source_per_class", s["mnist"]["source_per_class"],
-                        f"at most {2400 - task_images.SOURCE_TEST_PER_CLASS}")
-    _int(s, "tabular.tasks", 0, 1000)
-    _choices(s, "tabular.archs", ["mlp", "mlp-deep"])
-    _ints(s, "tabular.dims", 1, 4096, pair=True)
-    _ints(s, "tabular.classes", 2, 20, pair=True)
-    _number(s, "tabular.max_imbalance", 1.0, 1000.0)
-    _number(s, "tabular.max_label_noise", 0.0, 0.5)
-    _number(s, "tabular.scale_decades", 0.0, 10.0)
-    _ints(s, "tabular.train_size", 4, 1000000, pair=True)
-    _int(s, "tabular.val_size", 10, 1000000)
-    _int(s, "tabular.source_size", 10, 1000000)
-    _ints(s, "tabular.horizons", 1, 100000)
-    _ints(s, "tabular.batch_sizes", 1, 4096)
-    _int(s, "tabular.source_steps", 1, 1000000)
+    for path, kind, lo, hi in _RULES:
+        sec, _, key = path.rpartition(".")
+        v = s[sec][key] if sec else s[key]
+        if kind == "int":
+            ok, want = _is_int(v, lo, hi), f"an integer in [{lo}, {hi}]"
+        elif kind == "number":
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and lo <= v <= hi
+            want = f"a number in [{lo}, {hi}]"
+        elif kind == "choices":
+            ok = isinstance(v, list) and bool(v) and all(e in hi for e in v)
+            want = f"a non-empty list of {', '.join(hi)}"
+        else:
+            ok = (isinstance(v, list) and bool(v) and all(_is_int(e, lo, hi) for e in v)
+                  and (kind == "ints" or (len(v) == 2 and v[0] <= v[1])))
+            want = ("[low, high] with low <= high" if kind == "pair" else "a non-empty list")
+            want += f" of integers in [{lo}, {hi}]"
+        if not ok:
+            raise SpecError(path, v, want)
+    m = s["mnist"]
+    if max(m["shots"]) + m["val_per_class"] > _MAX_PER_DIGIT:
+        raise SpecError("mnist.shots", m["shots"], f"at most {_MAX_PER_DIGIT} - val_per_class "
+                        "per class (what the target half holds of the rarest digit)")
 
 
 def _key(recipe: Mapping[str, Any]) -> str:

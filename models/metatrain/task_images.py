@@ -11,9 +11,10 @@ second, so no image is in both.  Two kinds of task:
   so the source head is wrong for every target class.
 - ``contrast`` / ``translate`` / ``patch``: the same ``k`` digits in both domains
   (2 <= k <= 5), the target images changed by a per-task shift: a gamma/gain/offset
-  intensity change (``contrast``), a 2-4 pixel translation with zero fill
-  (``translate``), or a fixed random pixel permutation of one square patch of 8-14
-  pixels (``patch``); with ``relabel`` two target classes also swap labels.
+  intensity change, of inverted polarity in about half the tasks (``contrast``), a
+  2-4 pixel translation with zero fill (``translate``), or a fixed random pixel
+  permutation of one square patch of 10-20 pixels (``patch``); in about half the
+  shift tasks two target classes also swap labels.
 
 Target training sets hold ``shots`` images per class (10 .. 1000); few-shot sets
 (<= 30 per class) may be ``oversampled``: repeated until they hold at least
@@ -61,6 +62,7 @@ def plan_tasks(sec: Mapping[str, Any], seed: int) -> List[Dict[str, Any]]:
     h_mlp = cycle(sec["mlp_horizons"], n, seed, "mnist/horizon-mlp")
     overs = cycle([False, True], n, seed, "mnist/oversample")
     relabel = cycle([False, True], n, seed, "mnist/relabel")
+    invert = cycle([False, True], n, seed, "mnist/invert")
     gamma = log_uniform(0.4, 2.5, n, seed, "mnist/gamma")
     gain = uniform(0.5, 1.0, n, seed, "mnist/gain")
     offset = uniform(0.0, 0.3, n, seed, "mnist/offset")
@@ -77,13 +79,13 @@ def plan_tasks(sec: Mapping[str, Any], seed: int) -> List[Dict[str, Any]]:
         shift: Dict[str, Any] = {}
         if kind == "contrast":
             shift = {"gamma": round(float(gamma[i]), 4), "gain": round(float(gain[i]), 4),
-                     "offset": round(float(offset[i]), 4)}
+                     "offset": round(float(offset[i]), 4), "invert": bool(invert[i])}
         elif kind == "translate":
             mag = rng.randint(2, 5, size=2)
             sign = rng.choice([-1, 1], size=2)
             shift = {"dy": int(mag[0] * sign[0]), "dx": int(mag[1] * sign[1])}
         elif kind == "patch":
-            size = int(rng.randint(8, 15))
+            size = int(rng.randint(10, 21))
             r, c = (int(v) for v in rng.randint(0, 28 - size + 1, size=2))
             shift = {"size": size, "row": r, "col": c, "perm_seed": int(rng.randint(2 ** 31))}
         if kind != "split" and relabel[i]:
@@ -127,6 +129,7 @@ def _pick(pool: np.ndarray, y: np.ndarray, digits: List[int], start: int, count:
 def _shift(x: np.ndarray, shift: Mapping[str, Any]) -> np.ndarray:
     """Apply the target's image shift to float images ``(N, 28, 28, 1)`` in [0, 1]."""
     if "gamma" in shift:
+        x = 1.0 - x if shift["invert"] else x
         return np.clip(shift["offset"] + shift["gain"] * x ** shift["gamma"], 0.0, 1.0)
     if "dx" in shift:
         dy, dx = shift["dy"], shift["dx"]
@@ -194,9 +197,15 @@ def build_task(plan: Mapping[str, Any], data_dir: Path) -> Tuple[Arrays, Arrays]
 
 def describe(plan: Mapping[str, Any]) -> str:
     """One line for the task table."""
-    src, tgt = plan["source"]["digits"], plan["target_digits"]
-    what = {"split": f"digits {src} -> digits {tgt}",
-            "contrast": f"digits {src}, intensity shift {plan['shift']}",
-            "translate": f"digits {src}, translated {plan['shift']}",
-            "patch": f"digits {src}, permuted patch {plan['shift']}"}[plan["kind"]]
-    return what
+    src, sh = plan["source"]["digits"], plan["shift"]
+    if plan["kind"] == "split":
+        return f"digits {src} -> digits {plan['target_digits']}"
+    if plan["kind"] == "contrast":
+        what = (f"{'inverted, ' if sh['invert'] else ''}gamma {sh['gamma']:.2f}, "
+                f"gain {sh['gain']:.2f}, offset {sh['offset']:.2f}")
+    elif plan["kind"] == "translate":
+        what = f"translated by ({sh['dy']}, {sh['dx']}) px"
+    else:
+        what = f"{sh['size']}x{sh['size']} patch at ({sh['row']}, {sh['col']}) permuted"
+    swap = f", labels {sh['swap'][0]}<->{sh['swap'][1]} swapped" if "swap" in sh else ""
+    return f"digits {src}, {what}{swap}"

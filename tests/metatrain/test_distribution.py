@@ -4,6 +4,7 @@ shapes, split_pool, spec errors, and the variety of the default spec."""
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -96,6 +97,8 @@ def test_shapes_fit_the_architecture_and_labels_are_in_range(built):
             assert set(np.unique(y)) == set(range(t.num_classes)), t.name
         assert 1 <= t.batch_size and t.horizon >= 1
         assert not t.x_train.flags.writeable and not t.source_params.flags.writeable
+        back = pickle.loads(pickle.dumps(t))  # tasks travel to worker processes
+        assert back.name == t.name and np.array_equal(back.x_val, t.x_val)
         if t.family == "mnist-image":
             assert t.input_shape == (28, 28, 1)
             assert t.horizon <= 300 or t.arch.startswith("mlp")
@@ -182,6 +185,10 @@ def test_spec_errors_name_the_field_and_the_value():
         resolve_spec({"seed": -1})
     with pytest.raises(SpecError, match=r"mnist\.classes: got \[4, 2\]"):
         resolve_spec({"mnist": {"classes": [4, 2]}})
+    with pytest.raises(SpecError, match=r"mnist\.shots: got \[10, 2390\]"):
+        resolve_spec({"mnist": {"shots": [10, 2390]}})  # more than the rarest digit has
+    with pytest.raises(SpecError, match=r"tabular: got 3; expected an object"):
+        resolve_spec({"tabular": 3})
     assert resolve_spec({"_comment": "ignored"}) == DEFAULT_SPEC
 
 
