@@ -20,7 +20,8 @@ def add_adapt(sub) -> None:
     p.add_argument("--task", default="synthetic-a",
                    help="adaptation task (default: synthetic-a, built in, needs no files)")
     p.add_argument("--model", default=None,
-                   help="architecture: cnn-a, cnn-b, cnn-c, mlp (default: the task's)")
+                   help="architecture: cnn-a, cnn-b, cnn-c, mlp (default: the task's), or an .onnx "
+                        "file to import and adapt (see docs/onnx.md)")
     p.add_argument("--model-path", type=Path, default=None,
                    help="start from this model file instead of the task's source checkpoint")
     p.add_argument("--optimizer", default="adam", help="optimizer name (default: adam)")
@@ -40,8 +41,12 @@ def add_adapt(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of batch order and masks (default: 0)")
     p.add_argument("--sparsity", default=None,
                    help="per-layer update probabilities, comma-separated, 'halo' (10/30/50%%), "
-                        "'thirds:P1,P2,P3' or 'dense' (default: the optimizer's own: dense for "
-                        "hand-designed ones, the weights' for halo)")
+                        "'thirds:P1,P2,P3', 'dense', 'last:K' (only the last K layers) or 'bias' "
+                        "(only biases and the classifier of an .onnx model; TinyTL) (default: the "
+                        "optimizer's own: dense for hand-designed ones, the weights' for halo)")
+    p.add_argument("--eval-backend", choices=["numpy", "ort"], default="numpy",
+                   help="evaluate an .onnx model with the engine's NumPy forward or onnxruntime "
+                        "(default: numpy)")
     add_run_arguments(p)
     p.add_argument("--output-model", type=Path, default=None,
                    help="write the adapted model here (never over the source model)")
@@ -84,7 +89,7 @@ def cmd_adapt(args) -> int:
         eval_every=args.eval_every, seed=args.seed, sparsity=args.sparsity,
         power_source=args.power_source, sysfs_root=args.sysfs_root,
         idle_seconds=args.idle_seconds, threads=args.threads, output_model=args.output_model,
-        hyperparameters=_optimizer_options(args))
+        hyperparameters=_optimizer_options(args), eval_backend=args.eval_backend)
     report = run_adaptation(cfg, progress=not args.json or sys.stderr.isatty())
     if args.json:
         json.dump(report, sys.stdout)
@@ -117,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     from models.metatrain.cli import add_command as add_meta_train
 
     add_meta_train(sub)
+    from models.onnx.cli import add_commands as add_model
+
+    add_model(sub)
     from agent.tune_cli import add_command as add_tune
 
     add_tune(sub)

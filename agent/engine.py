@@ -30,6 +30,8 @@ from kernels.sparsity import parse_sparsity
 from models.checkpoint import load_model, save_model
 from models.data import get_task, load_task
 from models.nets import architectures
+from models.onnx import OnnxNetwork, check_output_path, is_onnx_path, restrict_trainable, save_onnx_model
+from models.onnx.ort import OrtEvaluator
 from models.pretrain import checkpoint_path, load_source_model
 from models.registry import build_optimizer, default_sparsity, optimizer_names
 from models.train import Trainer, batch_indices, hold_out_validation
@@ -61,6 +63,11 @@ class AdaptConfig:
     idle_seconds: float = 1.0              # idle-baseline measurement before the run (0: none)
     threads: int = 1                       # BLAS threads
     output_model: Optional[Path] = None    # where to write the adapted model (never the source)
+    eval_backend: str = "numpy"            # "ort": evaluate an imported ONNX model with onnxruntime
+
+    def __post_init__(self) -> None:
+        if self.model is not None and is_onnx_path(self.model):  # --model FILE.onnx names a file
+            self.model_path, self.model = Path(self.model), None
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the field and value of the first bad setting."""
@@ -69,6 +76,10 @@ class AdaptConfig:
             raise ConfigError("model", self.model, f"one of {architectures()}")
         if self.optimizer not in optimizer_names():
             raise ConfigError("optimizer", self.optimizer, f"one of {optimizer_names()}")
+        if self.eval_backend not in ("numpy", "ort"):
+            raise ConfigError("eval_backend", self.eval_backend, "'numpy' or 'ort'")
+        if self.eval_backend == "ort" and not (self.model_path and is_onnx_path(self.model_path)):
+            raise ConfigError("eval_backend", self.eval_backend, "'numpy' unless the model is an .onnx file")
         if self.lr is not None and not (isinstance(self.lr, (int, float)) and 0 < self.lr < 1e3
                                         and math.isfinite(self.lr)):
             raise ConfigError("lr", self.lr, "a positive number below 1000")
@@ -184,6 +195,10 @@ def _run(cfg, sampler, on_point, should_stop, log, progress) -> Dict[str, Any]:
     if cfg.output_model is not None and Path(cfg.output_model).resolve() == source_path.resolve():
         raise ConfigError("output_model", str(cfg.output_model), "a path other than the source model")
     scheme = cfg.sparsity or default_sparsity(cfg.optimizer, cfg.hyperparameters)
+    net = restrict_trainable(net, scheme)  # "bias": an imported model with only biases and classifier
+    if cfg.output_model is not None and isinstance(net, OnnxNetwork):
+        check_output_path(net, cfg.output_model)
+    evaluate = OrtEvaluator(net, cfg.threads).evaluate if cfg.eval_backend == "ort" else net.evaluate
     probs = parse_sparsity(scheme, net.n_layers) if scheme else None
     opt = build_optimizer(cfg.optimizer, cfg.lr, net, cfg.hyperparameters, data_dir=cfg.data_dir)
     # a learned optimizer with a validation level trains on the rest of the split
@@ -196,8 +211,8 @@ def _run(cfg, sampler, on_point, should_stop, log, progress) -> Dict[str, Any]:
     probe = slice(0, min(1024, xt.shape[0]))
 
     idle_w = sampler.measure_idle(cfg.idle_seconds) if cfg.idle_seconds > 0 else None
-    init_acc, init_test_loss = net.evaluate(xe, ye)
-    _, probe_loss = net.evaluate(xt[probe], yt[probe])
+    init_acc, init_test_loss = evaluate(xe, ye)
+    _, probe_loss = evaluate(xt[probe], yt[probe])
 
     points: List[Point] = []
     eval_j = 0.0    # energy spent in evaluations (excluded from `joules`)
@@ -216,7 +231,7 @@ def _run(cfg, sampler, on_point, should_stop, log, progress) -> Dict[str, Any]:
         secs, joules = train_clock() if step else (0.0, 0.0)
         w = sampler.open_window()
         te = time.monotonic()
-        acc, tloss = net.evaluate(xe, ye)
+        acc, tloss = evaluate(xe, ye)
         eval_s += time.monotonic() - te
         eval_j += w.close().energy_j
         above = None if idle_w is None else joules - idle_w * secs
@@ -279,7 +294,8 @@ def _run(cfg, sampler, on_point, should_stop, log, progress) -> Dict[str, Any]:
 
     model_path = None
     if cfg.output_model is not None:
-        model_path = str(save_model(Path(cfg.output_model), net, {
+        save = save_onnx_model if isinstance(net, OnnxNetwork) else save_model
+        model_path = str(save(Path(cfg.output_model), net, {
             "task": spec.name, "role": "adapted", "source_model": str(source_path),
             "optimizer": opt.name, "seed": cfg.seed, "steps": step,
             "accuracy": points[-1].accuracy, "status": status}))

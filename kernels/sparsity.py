@@ -25,10 +25,11 @@ import numpy as np
 HALO_PROBABILITIES = (0.1, 0.3, 0.5)
 """Update probability of the first, middle and last third of the layers (HALO)."""
 
-SCHEMES = ("dense", "halo", "thirds:P1,P2,P3")
+SCHEMES = ("dense", "halo", "thirds:P1,P2,P3", "last:K", "bias")
 """Schemes accepted by :func:`parse_sparsity` besides a per-layer list."""
 
 THIRDS_PREFIX = "thirds:"
+LAST_PREFIX = "last:"
 
 
 def thirds_scheme(probabilities) -> str:
@@ -62,16 +63,26 @@ def parse_sparsity(text: str, n_layers: int) -> np.ndarray:
     ``text``: ``"dense"`` (every layer every step), ``"halo"`` (10%/30%/50% by third,
     see :func:`halo_thirds`), ``"thirds:P1,P2,P3"`` (any probabilities by third, as a
     learned optimizer's weights give them), or exactly ``n_layers`` comma-separated
-    probabilities in (0, 1], first layer first (``"0.1, 0.3, 0.5"``).  Names are case-insensitive;
-    whitespace is ignored.  Returns float64 ``(n_layers,)``, every value in (0, 1].
+    probabilities in (0, 1], first layer first (``"0.1, 0.3, 0.5"``).  Board-side budgets:
+    ``"last:K"`` updates only the last K layers, every step (the others get probability 0:
+    no gradient, no back-propagation below them); ``"bias"`` (TinyTL's bias-only updates) is
+    dense here, the caller restricts the model to its biases and classifier.  Names are
+    case-insensitive; whitespace is ignored.  Returns float64 ``(n_layers,)``, every value
+    in [0, 1].
     Raises ``ValueError`` naming the field ``sparsity`` and the value.
     """
     n = _check_n_layers(n_layers)
     if not isinstance(text, str):
         raise ValueError(f"sparsity must be a string, got {text!r}")
     key = text.strip().lower()
-    if key == "dense":
+    if key in ("dense", "bias"):
         return np.ones(n, dtype=np.float64)
+    if key.startswith(LAST_PREFIX):
+        k = key[len(LAST_PREFIX):].strip()
+        if not k.isdigit() or not 1 <= int(k) <= n:
+            raise ValueError(f"sparsity {text!r}: K must be an integer in 1..{n} (the model has {n} "
+                             "trainable layers)")
+        return (np.arange(n) >= n - int(k)).astype(np.float64)
     if key == "halo":
         return np.asarray(HALO_PROBABILITIES, dtype=np.float64)[halo_thirds(n)]
     if key.startswith(THIRDS_PREFIX):

@@ -33,8 +33,9 @@ from models.onnx.graph import (
 )
 from models.onnx.network import OnnxNetwork
 
-__all__ = ["OnnxModelError", "OnnxNetwork", "SUPPORTED_OPS", "TRAINABLE_MODES", "inspect_onnx",
-           "is_onnx_path", "load_onnx_model", "save_onnx_model"]
+__all__ = ["OnnxModelError", "OnnxNetwork", "SUPPORTED_OPS", "TRAINABLE_MODES", "adapted_model",
+           "check_output_path", "inspect_onnx", "is_onnx_path", "load_onnx_model", "restrict_trainable",
+           "save_onnx_model"]
 
 
 def is_onnx_path(path) -> bool:
@@ -127,22 +128,35 @@ def inspect_onnx(path) -> Dict[str, Any]:
     return info
 
 
-def save_onnx_model(net: OnnxNetwork, path, meta: Optional[Dict[str, Any]] = None) -> Path:
-    """Write ``net`` as ONNX to ``path``: the source graph with the current values of its
-    trainable initializers (BatchNormalization statistics unchanged), atomically.
+def restrict_trainable(net, scheme: Optional[str]):
+    """The network to adapt under sparsity ``scheme``: for ``"bias"`` (TinyTL), ``net``
+    reloaded with only biases and the classifier trainable; otherwise ``net`` itself."""
+    if scheme is None or scheme.strip().lower() != "bias" or getattr(net, "trainable_mode", "") == "bias":
+        return net
+    if not isinstance(net, OnnxNetwork):
+        raise OnnxModelError(f"sparsity 'bias': bias-only updates need an imported ONNX model "
+                             f"(--model FILE.onnx), not the built-in {getattr(net, 'arch', net)!r}")
+    model = adapted_model(net)  # the current values, frozen ones included
+    steps, shape, out, layout, out_shape, _ = build_plan(model, f"model file {net.source}", "bias")
+    return OnnxNetwork(steps, net.input_name, out, shape, out_shape[1], model, net.source, "bias", layout)
 
-    Refuses the source file itself.  ``meta``: strings stored as the model's
-    ``metadata_props`` (task, optimizer, accuracy...).
-    """
-    import onnx
-    from onnx import numpy_helper
 
+def check_output_path(net, path) -> None:
+    """Raise :class:`OnnxModelError` now if an adapted ``net`` could not be written to ``path``."""
     path = Path(path)
     if net.source is not None and path.resolve() == Path(net.source).resolve():
         raise OnnxModelError(f"output model {path} is the source model; the source is never overwritten")
     if not is_onnx_path(path):
         raise OnnxModelError(f"output model {path}: an imported ONNX model is written as ONNX; "
                              "give a path ending in .onnx")
+
+
+def adapted_model(net: OnnxNetwork, meta: Optional[Dict[str, Any]] = None):
+    """The source ``ModelProto`` with ``net``'s current trainable initializers (BatchNormalization
+    statistics unchanged) and ``meta`` as ``metadata_props``."""
+    import onnx
+    from onnx import numpy_helper
+
     model = onnx.ModelProto()
     model.CopyFrom(net.model)
     new: Dict[str, np.ndarray] = {}
@@ -150,10 +164,28 @@ def save_onnx_model(net: OnnxNetwork, path, meta: Optional[Dict[str, Any]] = Non
         new.update(s.export())
     for t in model.graph.initializer:
         if t.name in new:
-            t.CopyFrom(numpy_helper.from_array(np.ascontiguousarray(new[t.name], dtype=np.float32), t.name))
+            t.CopyFrom(numpy_helper.from_array(np.ascontiguousarray(new.pop(t.name), dtype=np.float32),
+                                               t.name))
+    # the rest were Identity/Constant copies of a constant: each becomes its own initializer
+    for node in [n for n in model.graph.node if n.output and n.output[0] in new]:
+        model.graph.node.remove(node)
+        model.graph.initializer.append(numpy_helper.from_array(
+            np.ascontiguousarray(new.pop(node.output[0]), dtype=np.float32), node.output[0]))
+    if new:
+        raise OnnxModelError(f"adapted model: no initializer or node for tensors {sorted(new)}")
     for k, v in (meta or {}).items():
         entry = model.metadata_props.add()
-        entry.key, entry.value = str(k), str(v)
+        entry.key, entry.value = f"halo-agent.{k}", str(v)
+    return model
+
+
+def save_onnx_model(path, net: OnnxNetwork, meta: Optional[Dict[str, Any]] = None) -> Path:
+    """Write ``net`` as ONNX to ``path`` (:func:`adapted_model`), atomically; never over the
+    source file.  ``meta``: task, optimizer, accuracy... as ``metadata_props``.  Same
+    arguments as ``models.checkpoint.save_model``."""
+    path = Path(path)
+    check_output_path(net, path)
+    model = adapted_model(net, meta)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
     try:

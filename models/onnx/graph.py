@@ -288,6 +288,9 @@ class _Builder:
                  node)
 
     def op_Identity(self, node, a):
+        if node.input[0] in self.consts:  # a copy of a constant (exporters dedupe equal initializers)
+            self.consts[node.output[0]] = self.consts[node.input[0]]
+            return
         x = self.act(node, node.input[0], None)
         self.add(O.Identity(node.name, [x], node.output[0]), self.layout[x], node)
 
@@ -368,7 +371,7 @@ def build_plan(model, where: str, trainable: str = "all", node_test: bool = Fals
         raise OnnxModelError(f"{where}: input {inp.name!r} has element type "
                              f"{_elem_name(tt.elem_type)}; only float32 is supported")
     dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tt.shape.dim]
-    if not tt.HasField("shape") or len(dims) < 2:
+    if not tt.HasField("shape") or len(dims) < (1 if node_test else 2):
         raise OnnxModelError(f"{where}: input {inp.name!r} has no static shape (got {dims}); "
                              "expected (batch, C, H, W) or (batch, features)")
     dynamic = [(k, d) for k, d in enumerate(dims[1:], start=1) if not isinstance(d, int) or d < 1]

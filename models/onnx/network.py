@@ -46,12 +46,20 @@ class OnnxNetwork(Network):
         self._caches: list = []
         self._need: Dict[tuple, List[Dict[str, bool]]] = {}
 
+    def astype(self, dtype) -> OnnxNetwork:
+        """Compute in ``dtype`` from now on (float64 for finite-difference checks)."""
+        self.params = FlatParams(self.params.specs, dtype=dtype)
+        for s in self.steps:
+            s.bind(self.params)  # copies the current values into the new buffer
+        self._ws, self._need = {}, {}
+        return self
+
     def init(self, seed: int) -> OnnxNetwork:
         raise ModelError("an imported ONNX model keeps its own weights; it cannot be re-initialised")
 
     def _prep(self, x: np.ndarray) -> np.ndarray:
-        if x.dtype != np.float32:
-            x = x.astype(np.float32)
+        if x.dtype != self.params.data.dtype:
+            x = x.astype(self.params.data.dtype)
         if tuple(x.shape[1:]) != self.input_shape:
             raise ModelError(f"input batch of shape {tuple(x.shape)} does not fit the model's input "
                              f"(batch, {', '.join(map(str, self.input_shape))})")
