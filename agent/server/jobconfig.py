@@ -26,6 +26,10 @@ def build_config(request: Dict[str, Any], settings: Settings, job_id: str) -> An
     practice.  The adapted model goes to ``DATA_DIR/models/adapted-<id>.npz``,
     never over the source model.
     """
+    if request.get("tune"):  # the tuning job kind
+        from agent.server.tune_job import tune_config
+
+        return tune_config(request, settings, job_id)
     from agent.engine import AdaptConfig
 
     b = request.get("budget") or {}

@@ -41,7 +41,10 @@ def describe_error(e: BaseException) -> Dict[str, Any]:
 
 def _default_adapt(cfg: Any, **kwargs: Any) -> Dict[str, Any]:
     from agent.engine import run_adaptation
+    from agent.tune import TuneConfig, run_tune
 
+    if isinstance(cfg, TuneConfig):  # the tuning job kind (agent/server/tune_job.py)
+        return run_tune(cfg, **kwargs)
     return run_adaptation(cfg, **kwargs)
 
 

@@ -3,9 +3,10 @@
 import math
 from typing import Any, Dict, List, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from agent.server import catalog
+from agent.server.tune_job import TuneSpec, check_tune
 
 MAX_STEPS = 1_000_000
 MAX_JOULES = 1e7            # J; about 2.8 kWh, far beyond any board job
@@ -121,6 +122,18 @@ class AdaptationRequest(BaseModel):
         if key.startswith("thirds:") and len(probs) != 3:
             raise ValueError(f"got {_short(v)}; expected 3 probabilities after 'thirds:'")
         return v
+
+    # the tuning job kind (agent/server/tune_job.py); declared last: its check reads the fields above
+    tune: Optional[TuneSpec] = Field(
+        None, validate_default=True,
+        description="present: a tuning job: a schedule of SGD with momentum tuned by "
+                    "hypergradients on a validation split of the task's training data, then "
+                    "adaptation with it; budget.steps is T, optimizer must be 'momentum'")
+
+    @field_validator("tune")
+    @classmethod
+    def _tune(cls, v: Optional[TuneSpec], info: ValidationInfo) -> Optional[TuneSpec]:
+        return check_tune(v, info.data)
 
 
 class Submitted(BaseModel):
