@@ -26,13 +26,13 @@ from threadpoolctl import threadpool_limits
 
 from agent.errors import ConfigError
 from agent.progress import ProgressBar
+from agent.start import load_start
 from kernels.sparsity import parse_sparsity
-from models.checkpoint import load_model, save_model
-from models.data import get_task, load_task
+from models.checkpoint import save_model
+from models.data import get_task
 from models.nets import architectures
 from models.onnx import OnnxNetwork, check_output_path, is_onnx_path, restrict_trainable, save_onnx_model
 from models.onnx.ort import OrtEvaluator
-from models.pretrain import checkpoint_path, load_source_model
 from models.registry import build_optimizer, default_sparsity, optimizer_names
 from models.train import Trainer, batch_indices, hold_out_validation
 from power import Sampler, detect
@@ -48,6 +48,7 @@ class AdaptConfig:
     data_dir: Path
     model: Optional[str] = None            # architecture; None = the task's default
     model_path: Optional[Path] = None      # start from this model file, not the task's source checkpoint
+    dataset_id: Optional[str] = None       # adapt on this stored user dataset, not the task's target
     optimizer: str = "adam"
     lr: Optional[float] = None             # None = the optimizer's default
     hyperparameters: Dict[str, Any] = field(default_factory=dict)
@@ -71,7 +72,8 @@ class AdaptConfig:
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the field and value of the first bad setting."""
-        get_task(self.task)  # raises DataError naming the task
+        if not (self.dataset_id and self.model_path is not None):
+            get_task(self.task)  # raises DataError naming the task
         if self.model is not None and self.model not in architectures():
             raise ConfigError("model", self.model, f"one of {architectures()}")
         if self.optimizer not in optimizer_names():
@@ -174,24 +176,7 @@ def run_adaptation(cfg: AdaptConfig, *, sampler: Optional[Sampler] = None,
 
 
 def _run(cfg, sampler, on_point, should_stop, log, progress) -> Dict[str, Any]:
-    spec = get_task(cfg.task)
-    data = load_task(cfg.task, cfg.data_dir)
-    if cfg.model_path is not None:
-        net, header = load_model(cfg.model_path)
-        source_path = Path(cfg.model_path)
-        arch = net.arch
-        made_for = header.get("task")
-        if made_for is not None and made_for != spec.name:
-            raise ConfigError("model_path", str(cfg.model_path),
-                              f"a model made for task {spec.name!r}; its header names task "
-                              f"{made_for!r}")
-        if tuple(net.input_shape) != tuple(spec.input_shape) or net.num_classes != spec.num_classes:
-            raise ConfigError("model_path", str(cfg.model_path),
-                              f"a model with input {tuple(spec.input_shape)} and {spec.num_classes} classes")
-    else:
-        arch = cfg.model or spec.default_model
-        net = load_source_model(data, arch, cfg.data_dir, log=log)
-        source_path = checkpoint_path(cfg.data_dir, spec.name, arch)
+    spec, data, net, arch, source_path = load_start(cfg, log)
     if cfg.output_model is not None and Path(cfg.output_model).resolve() == source_path.resolve():
         raise ConfigError("output_model", str(cfg.output_model), "a path other than the source model")
     scheme = cfg.sparsity or default_sparsity(cfg.optimizer, cfg.hyperparameters)
@@ -300,7 +285,8 @@ def _run(cfg, sampler, on_point, should_stop, log, progress) -> Dict[str, Any]:
             "optimizer": opt.name, "seed": cfg.seed, "steps": step,
             "accuracy": points[-1].accuracy, "status": status}))
     energy_info = {"energy_source": meter.source, "estimated": bool(meter.estimated),
-                   "energy_profile": meter.profile}
+                   "energy_profile": meter.profile, "energy_attribution": meter.attribution,
+                   "energy_covers": meter.covers}
     return {
         "task": spec.name, "model": arch, "optimizer": opt.name,
         "hyperparameters": dict(opt.hyperparameters, batch_size=spec.batch_size,

@@ -188,7 +188,8 @@ def run_compare(cfg: CompareConfig, *, progress: bool = False,
         stats = sampler.stats()
     meta = {
         "energy_source": meter.source, "estimated": bool(meter.estimated),
-        "energy_profile": meter.profile,
+        "energy_profile": meter.profile, "energy_attribution": meter.attribution,
+        "energy_covers": meter.covers,
         "power_skipped": [{"source": s, "reason": r} for s, r in skipped],
         "sampler": {"samples": stats.samples, "errors": stats.errors, "gaps": stats.gaps,
                     "period_s": stats.period_s, "overhead": round(stats.overhead, 6)},

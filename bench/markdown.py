@@ -26,10 +26,11 @@ def ms(stat: Optional[Dict[str, Any]], scale: float = 1.0, digits: Optional[int]
 def energy_label(report: Dict[str, Any]) -> str:
     """Which source the joules come from, saying 'estimated' when they are."""
     src = report["energy_source"]
+    covers = f"; covers {report['energy_covers']}" if report.get("energy_covers") else ""
     if report.get("estimated"):
         return (f"{src} (profile {report.get('energy_profile')}): **estimated** from CPU "
-                "utilisation, not measured")
-    return f"{src} (measured)"
+                f"utilisation, not measured{covers}")
+    return f"{src} (measured{covers})"
 
 
 def header_lines(report: Dict[str, Any]) -> List[str]:

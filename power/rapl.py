@@ -74,6 +74,12 @@ class RaplMeter(Meter):
     """
 
     source = "rapl"
+    attribution = "machine"
+
+    @property
+    def covers(self) -> str:
+        """RAPL counts the CPU package (and DRAM, or the platform), whoever runs on it."""
+        return "the machine's RAPL domains: every process's energy and the idle power, not only the job"
 
     def __init__(self, sysfs_root: Path = Path("/sys"), total: str = "package") -> None:
         super().__init__()

@@ -84,6 +84,12 @@ class ReplayMeter(Meter):
     """Play a CSV trace back in (scaled) real time; see the module docstring."""
 
     source = "replay"
+    attribution = "recorded"
+
+    @property
+    def covers(self) -> str:
+        """Whatever the recorded source covered."""
+        return f"what the recorded source ({self.recorded_source or 'unknown'}) covered"
 
     def __init__(self, path: Path, *, loop: bool = True, speed: float = 1.0,
                  clock: Callable[[], float] = time.monotonic) -> None:

@@ -19,7 +19,9 @@ KINDS = {
     "fnb48": ("[HIDRAW]", "FNIRSI FNB48 via /dev/hidrawN (found in sysfs when omitted)"),
     "fnb58": ("[HIDRAW]", "FNIRSI FNB58 via /dev/hidrawN (found in sysfs when omitted)"),
     "rapl": ("[package|psys]", "Linux powercap/RAPL counters; total = package+dram or psys"),
-    "estimate": ("[PROFILE]", "CPU-utilisation estimate (always labelled estimated)"),
+    "estimate": ("[PROFILE][:process|machine]",
+                 "CPU-utilisation estimate (always labelled estimated) of this process tree "
+                 "(default) or the whole machine"),
     "replay": ("FILE", "replay a recorded CSV trace"),
 }
 _NEEDS_ARG = {"um24c", "um25c", "um34c", "replay"}
@@ -80,9 +82,16 @@ def _open(kind: str, arg: str | None, root: Path) -> Meter:
 
         return RaplMeter(root, total=arg or "package")
     if kind == "estimate":
-        from power.estimate import EstimateMeter
+        from power.estimate import ATTRIBUTIONS, EstimateMeter
 
-        return EstimateMeter(arg, root)
+        parts = [x for x in (arg or "").split(":") if x]
+        how = [x for x in parts if x in ATTRIBUTIONS]
+        profile = [x for x in parts if x not in ATTRIBUTIONS]
+        if len(how) > 1 or len(profile) > 1:
+            raise SourceUnavailable("estimate", f"expected estimate[:PROFILE][:process|machine], "
+                                    f"got estimate:{arg}")
+        return EstimateMeter(profile[0] if profile else None, root,
+                             attribution=how[0] if how else "process")
     from power.replay import ReplayMeter
 
     return ReplayMeter(Path(arg))

@@ -28,9 +28,9 @@ class FakeClock:
         return self.t
 
 
-def test_estimate_from_cpu_time_deltas() -> None:
+def test_machine_estimate_from_cpu_time_deltas() -> None:
     clock = FakeClock()
-    meter = EstimateMeter("raspberry-pi-4", cpu_times=clock, cpu_count=4)
+    meter = EstimateMeter("raspberry-pi-4", cpu_times=clock, cpu_count=4, attribution="machine")
     clock.advance(busy_s=0.2, idle_s=0.2)  # 50 % of 4 CPUs = 2 busy cores
     sample = meter.read()
     profile = PROFILES["raspberry-pi-4"]
@@ -46,14 +46,95 @@ def test_estimate_from_cpu_time_deltas() -> None:
 
 def test_generic_x86_scales_idle_with_cpus() -> None:
     clock = FakeClock()
-    meter = EstimateMeter("generic-x86", cpu_times=clock, cpu_count=8)
+    meter = EstimateMeter("generic-x86", cpu_times=clock, cpu_count=8, attribution="machine")
     clock.advance(busy_s=8.0, idle_s=0.0)
     assert meter.read().total_w == pytest.approx(8 * 0.74 + 8 * 2.76)
 
 
+class FakeProcess:
+    """CPU seconds of a process tree and wall seconds, advanced by the test."""
+
+    def __init__(self) -> None:
+        self.cpu = self.wall = 0.0
+
+    def advance(self, cpu_s: float, wall_s: float) -> None:
+        self.cpu += cpu_s
+        self.wall += wall_s
+
+
+def test_process_estimate_charges_the_job_for_its_cpu_seconds_only() -> None:
+    job, machine = FakeProcess(), FakeClock()
+    meter = EstimateMeter("raspberry-pi-4", cpu_times=machine, cpu_count=4,
+                          process_cpu=lambda: job.cpu, clock=lambda: job.wall)
+    assert meter.attribution == "process" and meter.spec == "estimate:raspberry-pi-4"
+    profile = PROFILES["raspberry-pi-4"]
+    per_cpu = profile.idle_w / 4 + profile.busy_w_per_core
+    job.advance(cpu_s=1.0, wall_s=1.0)  # one CPU busy for the job
+    machine.advance(busy_s=4.0, idle_s=0.0)  # while the machine was fully busy
+    sample = meter.read()
+    assert sample.total_w == pytest.approx(per_cpu)
+    assert sample.rails_w["idle"] == pytest.approx(profile.idle_w / 4)
+    job.advance(cpu_s=0.5, wall_s=2.0)  # a quarter of one CPU
+    assert meter.read().total_w == pytest.approx(0.25 * per_cpu)
+    job.advance(cpu_s=-0.5, wall_s=1.0)  # a child's time vanished: never negative
+    assert meter.read().total_w == 0.0
+    info = meter.describe()
+    assert info["attribution"] == "process" and "children" in info["covers"]
+
+
+@pytest.mark.parametrize("spec, profile, attribution", [
+    ("estimate", None, "process"), ("estimate:machine", None, "machine"),
+    ("estimate:generic-arm:machine", "generic-arm", "machine"),
+    ("estimate:process:jetson-nano", "jetson-nano", "process")])
+def test_spec_names_profile_and_attribution(spec, profile, attribution) -> None:
+    meter = open_source(spec)
+    assert meter.attribution == attribution
+    assert profile is None or meter.profile == profile
+    assert meter.describe()["attribution"] == attribution
+
+
+def test_spec_with_two_attributions_is_refused() -> None:
+    with pytest.raises(SourceUnavailable, match="estimate:process:machine"):
+        open_source("estimate:process:machine")
+
+
+def test_real_meters_say_they_measure_the_whole_board() -> None:
+    from power.base import Meter
+
+    assert Meter.attribution == "board"
+    assert "every process" in Meter.covers.fget(None)
+
+
 def test_real_psutil_read_works() -> None:
-    sample = EstimateMeter().read()
-    assert sample.total_w > 0 and sample.estimated
+    for attribution in ("process", "machine"):
+        meter = EstimateMeter(attribution=attribution)
+        sum(i * i for i in range(200_000))  # some CPU time for this process
+        sample = meter.read()
+        assert sample.total_w > 0 and sample.estimated
+
+
+def test_process_tree_counts_a_child_process() -> None:
+    import subprocess
+    import sys
+    import time
+
+    from power.estimate import ProcessTreeCpu
+
+    tree = ProcessTreeCpu(refresh_s=0.0)
+    before = tree()
+    child = subprocess.Popen([sys.executable, "-c",
+                              "import time\nt = time.process_time()\n"
+                              "while time.process_time() - t < 0.3: pass\ntime.sleep(30)"])
+    try:
+        deadline = time.monotonic() + 20
+        while tree() - before < 0.25:
+            assert time.monotonic() < deadline, "child CPU time never counted"
+            time.sleep(0.05)
+    finally:
+        child.kill()
+        child.wait()
+    # reaped: its time now sits in this process's children_* fields
+    assert tree() - before >= 0.25
 
 
 @pytest.mark.parametrize("model, arch, expected", [
