@@ -16,7 +16,7 @@ from agent.server.bodylimit import BodySizeLimit
 from agent.server.errors import install_handlers
 from agent.server.events import Notifier
 from agent.server.jobconfig import build_config
-from agent.server.routes import events, info, jobs, metrics
+from agent.server.routes import datasets, events, info, jobs, metrics, usermodels
 from agent.server.runner import AdaptFn, ConfigFactory, Runner
 from agent.server.security import BearerAuth, LoopbackHostOnly
 from agent.server.settings import Settings
@@ -91,9 +91,11 @@ def create_app(settings: Settings, *, adapt: AdaptFn | None = None,
     app.state.closing = threading.Event()
     install_handlers(app)
     _add_registry_enums(app)
-    for module in (info, jobs, events, metrics):
+    for module in (info, jobs, events, metrics, datasets, usermodels):
         app.include_router(module.router)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes,
+                       upload_bytes=settings.max_upload_bytes,
+                       upload_paths=("/v1/datasets", "/v1/models"))
     if settings.token:
         app.add_middleware(BearerAuth, token=settings.token)
     else:

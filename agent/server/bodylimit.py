@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import List
+from typing import List, Tuple
 
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -16,13 +16,22 @@ class BodySizeLimit:
     way the app never sees the body and the client gets 413 JSON naming the size.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, upload_bytes: int = 0,
+                 upload_paths: Tuple[str, ...] = ()) -> None:
         self.app = app
         self.max_bytes = int(max_bytes)
+        self.upload_bytes = int(upload_bytes)
+        self.upload_paths = tuple(upload_paths)
+
+    def limit(self, scope: Scope) -> int:
+        """The limit of this request: ``upload_bytes`` for a POST to an upload path."""
+        if scope["method"] == "POST" and scope["path"].rstrip("/") in self.upload_paths:
+            return max(self.max_bytes, self.upload_bytes)
+        return self.max_bytes
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send, what: str) -> None:
         response = JSONResponse(
-            {"detail": f"request body: {what}; expected at most {self.max_bytes} bytes"},
+            {"detail": f"request body: {what}; expected at most {self.limit(scope)} bytes"},
             status_code=413)
         await response(scope, receive, send)
 
@@ -40,7 +49,7 @@ class BodySizeLimit:
                     status_code=400)
                 await response(scope, receive, send)
                 return
-            if n > self.max_bytes:
+            if n > self.limit(scope):
                 await self._reject(scope, receive, send, f"Content-Length {n} bytes")
                 return
         if scope["method"] in ("GET", "HEAD", "OPTIONS") and length is None:
@@ -54,8 +63,9 @@ class BodySizeLimit:
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_bytes:
-                await self._reject(scope, receive, send, f"more than {self.max_bytes} bytes sent")
+            if size > self.limit(scope):
+                await self._reject(scope, receive, send,
+                                   f"more than {self.limit(scope)} bytes sent")
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):

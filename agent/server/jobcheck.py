@@ -7,16 +7,24 @@ and the value instead of being queued and failing later.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Tuple
+from pathlib import Path
+from typing import Any, Callable, Dict, Tuple
 
 from agent.errors import ConfigError
 
 Shape = Tuple[int, ...]
 
 
-def model_shape(request: Dict[str, Any]) -> Tuple[str, Shape, int, int]:
+def model_shape(request: Dict[str, Any], data_dir: Path) -> Tuple[str, Shape, int, int]:
     """``(what, input_shape, num_classes, n_layers)`` of the model a job will start
-    from: the task's source model of architecture ``model`` (default: the task's)."""
+    from: the uploaded ``model_id``, or the task's source model of architecture
+    ``model`` (default: the task's)."""
+    if request.get("model_id"):
+        from models.user_models import read_manifest
+
+        m = _known(read_manifest, data_dir, request["model_id"])
+        return (f"model_id {request['model_id'][:12]}...", tuple(m["input_shape"]),
+                int(m["num_classes"]), int(m["n_layers"]))
     from models.data import get_task
     from models.nets import Network
 
@@ -24,6 +32,29 @@ def model_shape(request: Dict[str, Any]) -> Tuple[str, Shape, int, int]:
     arch = request.get("model") or spec.default_model
     net = Network(arch, spec.input_shape, spec.num_classes)
     return f"model {arch!r}", tuple(spec.input_shape), spec.num_classes, net.n_layers
+
+
+def data_shape(request: Dict[str, Any], data_dir: Path) -> Tuple[str, Shape, int]:
+    """``(what, input_shape, num_classes)`` of the data a job adapts on."""
+    if request.get("dataset_id"):
+        from models.data.user import read_manifest
+
+        m = _known(read_manifest, data_dir, request["dataset_id"])
+        return (f"dataset_id {request['dataset_id'][:12]}... ({m['name']!r})",
+                tuple(m["input_shape"]), int(m["num_classes"]))
+    from models.data import get_task
+
+    spec = get_task(request["task"])
+    return f"task {spec.name!r}", tuple(spec.input_shape), spec.num_classes
+
+
+def _known(read: Callable[[Path, str], Dict[str, Any]], data_dir: Path, item: str
+           ) -> Dict[str, Any]:
+    try:
+        return read(data_dir, item)
+    except ValueError as e:  # unknown id: the error names the field and the value
+        field = getattr(e, "field", "id")
+        raise ConfigError(field, item, f"the id of an uploaded item ({e})") from None
 
 
 def check_sparsity(sparsity: Any, n_layers: int, what: str) -> None:
@@ -41,8 +72,16 @@ def check_sparsity(sparsity: Any, n_layers: int, what: str) -> None:
                           ) from None
 
 
-def check_request(request: Dict[str, Any]) -> None:
+def check_request(request: Dict[str, Any], data_dir: Path) -> None:
     """Every cross-field check of a validated request; ``ConfigError`` on the first
-    failure."""
-    what, _, _, n_layers = model_shape(request)
+    failure: the model's input shape and class count must fit the data's, and the
+    sparsity the model's layers."""
+    what, shape, classes, n_layers = model_shape(request, data_dir)
+    data_what, data_in, data_classes = data_shape(request, data_dir)
+    if (shape, classes) != (data_in, data_classes):
+        field = next((f for f in ("model_id", "dataset_id", "model") if request.get(f)), "task")
+        raise ConfigError(field, request[field],
+                          f"a model that fits the data: {what} has input {shape} and "
+                          f"{classes} classes; {data_what} has input {data_in} and "
+                          f"{data_classes} classes")
     check_sparsity(request.get("sparsity"), n_layers, what)

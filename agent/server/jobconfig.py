@@ -24,7 +24,8 @@ def build_config(request: Dict[str, Any], settings: Settings, job_id: str) -> An
     Budget fields map one to one; a request without ``steps`` gets the server's
     ``max_steps`` as its step cap, so only its seconds/joules budget stops it in
     practice.  The adapted model goes to ``DATA_DIR/models/adapted-<id>.npz``,
-    never over the source model.
+    never over the source model.  ``model_id`` / ``dataset_id`` name an uploaded
+    model (its stored file becomes ``model_path``) and an uploaded dataset.
     """
     if request.get("tune"):  # the tuning job kind
         from agent.server.tune_job import tune_config
@@ -33,8 +34,14 @@ def build_config(request: Dict[str, Any], settings: Settings, job_id: str) -> An
     from agent.engine import AdaptConfig
 
     b = request.get("budget") or {}
+    model_path = None
+    if request.get("model_id"):
+        from models.user_models import model_path as stored_model
+
+        model_path = stored_model(settings.data_dir, request["model_id"])
     return AdaptConfig(
-        task=request["task"], data_dir=settings.data_dir, model=request.get("model"),
+        task=request.get("task") or "", data_dir=settings.data_dir, model=request.get("model"),
+        model_path=model_path, dataset_id=request.get("dataset_id"),
         optimizer=request["optimizer"], lr=request.get("lr"),
         steps=b.get("steps") or settings.max_steps, seconds=b.get("seconds"),
         joules=b.get("joules"), target_accuracy=b.get("target_accuracy"),

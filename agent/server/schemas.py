@@ -13,6 +13,7 @@ MAX_JOULES = 1e7            # J; about 2.8 kWh, far beyond any board job
 MAX_SECONDS = 7 * 86400.0   # s; one week
 MAX_SEED = 2**31 - 1
 MAX_NAME = 64
+SHA256 = r"^[0-9a-f]{64}$"
 
 Status = Literal["queued", "running", "succeeded", "failed", "cancelled", "interrupted", "diverged"]
 
@@ -69,8 +70,13 @@ class AdaptationRequest(BaseModel):
         json_schema_extra={"examples": [{"task": "synthetic-a", "optimizer": "adam",
                                          "budget": {"steps": 200}, "eval_every": 20}]})
 
-    task: str = Field(..., min_length=1, max_length=MAX_NAME,
-                      description="task name (GET /v1/tasks)")
+    dataset_id: Optional[str] = Field(None, pattern=SHA256, description=(
+        "adapt on this uploaded dataset (GET /v1/datasets) instead of the task's target data"))
+    model_id: Optional[str] = Field(None, pattern=SHA256, description=(
+        "start from this uploaded model (GET /v1/models) instead of the task's source model"))
+    task: Optional[str] = Field(None, min_length=1, max_length=MAX_NAME, validate_default=True,
+                                description="task name (GET /v1/tasks); optional when both "
+                                            "dataset_id and model_id are given")
     model: Optional[str] = Field(None, min_length=1, max_length=MAX_NAME,
                                  description="architecture; default: the task's")
     optimizer: str = Field(..., min_length=1, max_length=MAX_NAME,
@@ -87,8 +93,18 @@ class AdaptationRequest(BaseModel):
 
     @field_validator("task")
     @classmethod
-    def _task(cls, v: str) -> str:
+    def _task(cls, v: Optional[str], info: ValidationInfo) -> Optional[str]:
+        if v is None:
+            if not (info.data.get("dataset_id") and info.data.get("model_id")):
+                raise ValueError("required: a task name, or both dataset_id and model_id")
+            return None
         return _known("task", v, catalog.task_names())
+
+    @model_validator(mode="after")
+    def _one_model(self) -> "AdaptationRequest":
+        if self.model_id is not None and self.model is not None:
+            raise ValueError(f"got model {self.model!r} and a model_id; expected one of them")
+        return self
 
     @field_validator("model")
     @classmethod
@@ -183,7 +199,9 @@ class JobSummary(BaseModel):
 
     id: str
     status: Status
-    task: str
+    task: Optional[str] = None
+    dataset_id: Optional[str] = None
+    model_id: Optional[str] = None
     optimizer: str
     created_at: str
     started_at: Optional[str] = None

@@ -22,6 +22,8 @@ class Settings:
     measurement before each job, seconds.  ``max_steps``: the largest step budget a
     job may ask for.  ``max_queued``: jobs waiting at most (more: 429).
     ``max_body_bytes``: request bodies above this get 413 before parsing.
+    ``max_upload_bytes``: the same for uploads (``POST /v1/datasets``, ``/v1/models``).
+    ``max_unpacked_bytes``: an uploaded zip that would unpack to more is refused.
     ``sample_period_s``: power sampler period, seconds.  ``threads``: BLAS threads
     per job.  ``allowed_hosts``: ``Host`` names accepted besides the loopback ones
     when there is no token (without a token every other ``Host`` is refused, which
@@ -38,6 +40,8 @@ class Settings:
     max_steps: int = 1_000_000
     max_queued: int = 100
     max_body_bytes: int = 64 * 1024
+    max_upload_bytes: int = 64 * 1024 * 1024
+    max_unpacked_bytes: int = 512 * 1024 * 1024
     sample_period_s: float = 0.05
     threads: int = 1
     allowed_hosts: Tuple[str, ...] = ()

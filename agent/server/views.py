@@ -25,6 +25,7 @@ def summary(rec: JobRecord) -> Dict[str, Any]:
     last = rec.last_point
     return json_safe({
         "id": rec.id, "status": rec.status, "task": rec.request.get("task"),
+        "dataset_id": rec.request.get("dataset_id"), "model_id": rec.request.get("model_id"),
         "optimizer": rec.request.get("optimizer"),
         "created_at": iso(rec.created_at), "started_at": iso(rec.started_at),
         "finished_at": iso(rec.finished_at), "progress": rec.progress, "points": rec.n_points,

@@ -30,7 +30,7 @@ def add_commands(subparsers: Any) -> None:
         description="Datasets for the adaptation tasks. Nothing is downloaded unless you "
                     "run 'data fetch'.")
     data.set_defaults(func=lambda ns: _usage(data))
-    sub = data.add_subparsers(dest="data_command", metavar="{fetch,list}")
+    sub = data.add_subparsers(dest="data_command", metavar="{fetch,list,import}")
 
     fetch = sub.add_parser(
         "fetch", help="download a dataset (verified by checksum) into the data directory",
@@ -51,6 +51,9 @@ def add_commands(subparsers: Any) -> None:
     lst.add_argument("--mirror", default=None, help=_MIRROR_HELP)
     lst.add_argument("--json", action="store_true", help="print JSON instead of text")
     lst.set_defaults(func=cmd_list)
+    from .user_cli import add_import_command
+
+    add_import_command(sub, _DATA_DIR_HELP)
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:

@@ -59,12 +59,15 @@ def submit(body: AdaptationRequest, store: StoreDep, runner: RunnerDep,
     if steps is not None and steps > settings.max_steps:
         raise BudgetTooLarge(f"budget.steps: got {steps}; expected an integer in "
                              f"1..{settings.max_steps} (this daemon's limit)")
-    check_request(body.model_dump())  # 422 naming the field when the job cannot run
     if store.count_queued() >= settings.max_queued:
         raise QueueFull(f"queue: {settings.max_queued} jobs are already waiting; "
                         "retry when one has started")
     job_id = uuid.uuid4().hex
-    store.create(job_id, body.model_dump(), time.time())
+    from agent.server.routes.datasets import USE_LOCK  # an upload is not deleted meanwhile
+
+    with USE_LOCK:
+        check_request(body.model_dump(), settings.data_dir)  # 422 naming the field: cannot run
+        store.create(job_id, body.model_dump(), time.time())
     runner.submit(job_id)
     response.headers["Location"] = f"/v1/adaptations/{job_id}"
     return Submitted(id=job_id, status="queued")
