@@ -48,4 +48,6 @@ def build_config(request: Dict[str, Any], settings: Settings, job_id: str) -> An
         eval_every=request.get("eval_every") or 25, seed=request.get("seed") or 0,
         sparsity=request.get("sparsity"), power_source=settings.power_source,
         sysfs_root=settings.sysfs_root, idle_seconds=settings.idle_seconds,
-        threads=settings.threads, output_model=settings.model_path(job_id))
+        threads=settings.threads,
+        output_model=settings.model_path(job_id, ".onnx" if model_path is not None
+                                         and model_path.suffix == ".onnx" else ".npz"))

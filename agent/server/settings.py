@@ -56,6 +56,7 @@ class Settings:
         """Where adapted models are written (``adapted-<job id>.npz``)."""
         return self.data_dir / MODELS_DIR
 
-    def model_path(self, job_id: str) -> Path:
-        """The adapted model file of job ``job_id``."""
-        return self.models_dir / f"adapted-{job_id}.npz"
+    def model_path(self, job_id: str, suffix: str = ".npz") -> Path:
+        """The adapted model file of job ``job_id`` (``.onnx`` for an imported ONNX model,
+        which is written back as ONNX)."""
+        return self.models_dir / f"adapted-{job_id}{suffix}"

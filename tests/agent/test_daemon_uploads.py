@@ -223,3 +223,26 @@ def test_data_import_command_stores_a_folder_of_images(tmp_path, capsys):
     assert main(["data", "import", str(tmp_path / "pics"), "--name", "x", "--data-dir",
                  str(data)]) == 2
     assert "image_size: required" in capsys.readouterr().err
+
+
+def test_an_uploaded_onnx_model_is_adapted_and_written_back_as_onnx(real_app, tmp_path):
+    pytest.importorskip("onnx")
+    from models.nets import build_network
+    from models.onnx.builtin import save_network_onnx
+
+    x, y = tabular()
+    onnx_file = save_network_onnx(build_network("mlp", (6,), 3, seed=1), tmp_path / "mlp.onnx")
+    with local_client(real_app) as c:
+        ds = upload_dataset(c, "blobs", "blobs.npz", npz_bytes(x=x, y=y)).json()
+        m = upload_model(c, "mlp.onnx", Path(onnx_file).read_bytes())
+        assert m.status_code == 201, m.text
+        assert m.json()["format"] == "onnx" and m.json()["input_shape"] == [6]
+        job = run_job(c, {"dataset_id": ds["id"], "model_id": m.json()["id"],
+                          "optimizer": "adam", "budget": {"steps": 30}, "eval_every": 10})
+        assert job["status"] == "succeeded", job
+        r = c.get(f"/v1/adaptations/{job['id']}/model")
+        assert r.status_code == 200
+        assert r.headers["content-disposition"].endswith(f'adapted-{job["id"]}.onnx"')
+        import onnx
+
+        onnx.checker.check_model(onnx.load_from_string(r.content))

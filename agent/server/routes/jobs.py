@@ -127,5 +127,4 @@ def get_model(job_id: JobId, store: StoreDep, settings: SettingsDep) -> FileResp
     path = views.model_file(rec, settings)
     if path is None:
         raise ModelMissing(f"id: job {job_id!r} ended {rec.status} without an adapted model")
-    return FileResponse(str(path), media_type="application/octet-stream",
-                        filename=f"adapted-{job_id}.npz")
+    return FileResponse(str(path), media_type="application/octet-stream", filename=path.name)
