@@ -16,7 +16,13 @@ the start (``halo-v0`` with the configured probabilities).  Coordinates:
   magnitude output weights); ``mlp.b_q``: added to the magnitude bias;
 - ``beta1``, ``beta2``: added to ``logit(beta)``;
 - ``p.first``, ``p.middle``, ``p.last``: added to ``logit(p)`` of that third's update
-  probability; the result is kept in ``[P_MIN, 1]``.
+  probability; the result is kept in ``[P_MIN, 1]``;
+- ``mlp2.w_g``, ``mlp2.w_m``, ``mlp2.b``, ``mlp2.delta``, ``mlp2.mu``: the same for the
+  second mirror pair (zero in halo-v0..v2: switched off until a coordinate moves it);
+- ``val.start``, ``val.s_max``: added to the validation level's start and ceiling of the
+  log-lr offset; ``val.up``, ``val.down``, ``val.tol``: added to their logarithms
+  (``models.halo.schedule``).  A space with any ``val.*`` coordinate gives its weights a
+  validation level (the start weights' own, or ``VAL_START``).
 """
 
 from __future__ import annotations
@@ -28,19 +34,29 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 
 from models.halo.arch import CONTROLLER_FEATURES, HaloWeights
+from models.halo.schedule import ValidationLevel
 
 P_MIN = 0.02
 """Smallest update probability meta-training may reach (a layer is never frozen outright)."""
 
 _MLP = {"mlp.w_g": ("w", (0, 0)), "mlp.w_m": ("w", (0, 1)), "mlp.b": ("b", (0,)),
         "mlp.delta": ("delta", (0,)), "mlp.mu": ("mu", (0,))}
+_MLP.update({"mlp2.w_g": ("w", (1, 0)), "mlp2.w_m": ("w", (1, 1)), "mlp2.b": ("b", (1,)),
+             "mlp2.delta": ("delta", (1,)), "mlp2.mu": ("mu", (1,))})
 _THIRDS = ("p.first", "p.middle", "p.last")
+_VAL_LINEAR = ("val.start", "val.s_max")
+_VAL_LOG = ("val.up", "val.down", "val.tol")
+VAL_START = ValidationLevel(start=0.0, up=0.05, down=0.5, tol=0.05, s_max=0.0,
+                            fraction=0.1, max_examples=256, every=25)
+"""The validation level a space with ``val.*`` coordinates starts from when the start
+weights have none: no move at first beyond a mild slow-down on a worse held-out loss."""
 
 
 def coordinate_names() -> List[str]:
     """Every coordinate a config may list, in a stable order."""
     names = [f"{row}.{f}" for row in ("lr", "gain") for f in CONTROLLER_FEATURES]
-    return names + list(_MLP) + ["mlp.b_q", "beta1", "beta2"] + list(_THIRDS)
+    return (names + list(_MLP) + ["mlp.b_q", "beta1", "beta2"] + list(_THIRDS)
+            + list(_VAL_LINEAR) + list(_VAL_LOG))
 
 
 def _logit(p: float) -> float:
@@ -90,6 +106,10 @@ class MetaSpace:
         b_q = float(w.mlp.b_q)
         betas = {"beta1": w.beta1, "beta2": w.beta2}
         logits = [_logit(p) if p < 1.0 else 12.0 for p in self.start_probabilities]
+        level = w.validation
+        if level is None and any(n.startswith("val.") for n in self.names):
+            level = VAL_START
+        val = {} if level is None else level._asdict()
         for name, v in zip(self.names, x):
             v = float(v)
             if name.startswith(("lr.", "gain.")):
@@ -102,12 +122,17 @@ class MetaSpace:
                 b_q += v
             elif name in betas:
                 betas[name] = _sigmoid(_logit(betas[name]) + v)
+            elif name in _VAL_LINEAR:
+                val[name[4:]] += v
+            elif name in _VAL_LOG:
+                val[name[4:]] = max(float(val[name[4:]]), 1e-6) * math.exp(v)
             else:
                 logits[_THIRDS.index(name)] += v
         probs = tuple(min(1.0, max(P_MIN, _sigmoid(z))) if z < 12.0 else 1.0 for z in logits)
         new_mlp = w.mlp._replace(w=mlp["w"], b=mlp["b"], delta=mlp["delta"], mu=mlp["mu"], b_q=b_q)
         return w._replace(mlp=new_mlp, theta=theta, beta1=float(betas["beta1"]),
-                          beta2=float(betas["beta2"]), update_probabilities=probs)
+                          beta2=float(betas["beta2"]), update_probabilities=probs,
+                          validation=None if level is None else ValidationLevel(**val))
 
     def describe(self, x: Sequence[float]) -> Dict[str, float]:
         """Readable values at ``x``: update probabilities and betas (for logs and cards)."""
@@ -115,6 +140,9 @@ class MetaSpace:
         out = {f"p_{t}": round(p, 4) for t, p in zip(("first", "middle", "last"),
                                                       w.update_probabilities)}
         out.update(beta1=round(w.beta1, 5), beta2=round(w.beta2, 6))
+        if w.validation is not None:
+            out.update({f"val_{k}": round(float(getattr(w.validation, k)), 5)
+                        for k in ("start", "up", "down", "tol", "s_max")})
         return out
 
 
