@@ -26,6 +26,8 @@ DEFAULTS: Dict[str, Any] = {
     "objective": {"lambda_jac": 1e-3, "energy_weight": 0.05, "loss_clip": 2.0,
                   "weight_noise": 0.0, "final_weight": 0.0},
     "cost_table": "measure",            # or {mask: relative cost} for every mask
+    "distribution": None,               # a task-distribution spec: meta-train on its pool
+    "meta_validation": {"tasks": 4, "seeds_per_task": 2, "probes": 8},
     "meta_parameters": {},              # name -> {"sigma": s, "lr": r} (lr optional)
     "es": {"iterations": 40, "pairs": 16, "lr": 0.05, "beta1": 0.9, "beta2": 0.999,
            "clip": 3.0, "workers": 2, "data_seeds": 1000000},
@@ -35,7 +37,7 @@ DEFAULTS: Dict[str, Any] = {
                    "finalists": 2, "eval_every": 25, "smooth_evals": 3},
 }
 
-_SECTIONS = ("meta_task", "objective", "es", "evaluation")
+_SECTIONS = ("meta_task", "objective", "es", "evaluation", "meta_validation")
 
 
 def _merge(base: Dict[str, Any], given: Dict[str, Any], where: str) -> Dict[str, Any]:
@@ -115,6 +117,27 @@ def load_config(source: Union[str, Path, Dict[str, Any]]) -> Dict[str, Any]:
     ct = cfg["cost_table"]
     if not (ct == "measure" or isinstance(ct, dict)):
         raise ConfigError("cost_table", ct, "\"measure\" or {mask: cost}")
+    for key in ("tasks", "seeds_per_task", "probes"):
+        _positive_int(cfg, "meta_validation", key)
+    dist = cfg["distribution"]
+    if dist is not None:
+        from models.metatrain.distribution import resolve_spec
+
+        if not isinstance(dist, dict):
+            raise ConfigError("distribution", dist, "null or a task-distribution spec object")
+        try:
+            resolve_spec(dist)
+        except ValueError as e:
+            raise ConfigError("distribution", dist, f"a valid spec ({e})") from None
+        if cfg["objective"]["energy_weight"] != 0 or cfg["objective"]["lambda_jac"] != 0:
+            raise ConfigError("objective", cfg["objective"],
+                              "energy_weight 0 and lambda_jac 0 with a distribution (its tasks "
+                              "have different architectures: no one cost table; the held-out "
+                              "loss replaces the Jacobian regulariser)")
+        if any(n.startswith("p.") for n in mp):
+            raise ConfigError("meta_parameters", [n for n in mp if n.startswith("p.")],
+                              "no update-probability coordinates with a distribution (no energy "
+                              "price to hold them back)")
     ev = cfg["evaluation"]
     for i, t in enumerate(ev["tasks"]):
         if not (isinstance(t, dict) and "task" in t and set(t) <= {"task", "model", "steps"}):

@@ -61,6 +61,11 @@ def resolve_config(cfg: Dict[str, Any], out_dir: Path, log: Log) -> Dict[str, An
                               f"the same settings as the run in {out_dir} (or another --out)")
         return old
     cfg = copy.deepcopy(cfg)
+    if cfg["distribution"] is not None:  # many architectures: no one cost table
+        cfg["cost_table"] = {}
+        out_dir.mkdir(parents=True, exist_ok=True)
+        saved.write_text(json.dumps(cfg, indent=1) + "\n")
+        return cfg
     mt = cfg["meta_task"]
     spec = get_task(mt["task"])
     n_layers = build_network(mt["model"], spec.input_shape, spec.num_classes, seed=None).n_layers
@@ -80,12 +85,22 @@ def build(cfg: Dict[str, Any], data_dir: Path):
     mp = cfg["meta_parameters"]
     space = MetaSpace(tuple(mp), start, tuple(float(p) for p in cfg["start_probabilities"]))
     mt, ob = cfg["meta_task"], cfg["objective"]
-    unroll = Unroll(space, dict(cfg["cost_table"]), Path(data_dir), task=mt["task"],
-                    model=mt["model"], horizon=mt["horizon"], batch_size=mt["batch_size"],
-                    probe_size=mt["probe_size"], probe_every=mt["probe_every"],
-                    lambda_jac=ob["lambda_jac"], energy_weight=ob["energy_weight"],
-                    loss_clip=ob["loss_clip"], weight_noise=ob["weight_noise"],
-                    final_weight=ob["final_weight"])
+    if cfg["distribution"] is not None:
+        from models.metatrain.multitask import TaskUnroll
+        from models.pretrain import cache_dir
+
+        unroll = TaskUnroll(space, cfg["distribution"], Path(data_dir),
+                            cache_dir(Path(data_dir)) / "metatasks",
+                            n_validation_tasks=cfg["meta_validation"]["tasks"],
+                            probes=cfg["meta_validation"]["probes"],
+                            final_weight=ob["final_weight"], loss_clip=ob["loss_clip"])
+    else:
+        unroll = Unroll(space, dict(cfg["cost_table"]), Path(data_dir), task=mt["task"],
+                        model=mt["model"], horizon=mt["horizon"], batch_size=mt["batch_size"],
+                        probe_size=mt["probe_size"], probe_every=mt["probe_every"],
+                        lambda_jac=ob["lambda_jac"], energy_weight=ob["energy_weight"],
+                        loss_clip=ob["loss_clip"], weight_noise=ob["weight_noise"],
+                        final_weight=ob["final_weight"])
     es = cfg["es"]
     lr = np.array([float(mp[n].get("lr", es["lr"])) for n in mp])
     es_cfg = ESConfig(iterations=es["iterations"], pairs=es["pairs"],
@@ -99,8 +114,11 @@ def _describe(space: MetaSpace, unroll: Unroll, n_layers: int):
     def describe(theta: np.ndarray) -> Dict[str, float]:
         row = {f"x.{n}": round(float(v), 6) for n, v in zip(space.names, theta)}
         row.update(space.describe(theta))
-        probs = layer_probabilities(space.weights(theta).update_probabilities, n_layers)
-        row["expected_cost"] = round(expected_cost(probs, unroll.cost_table), 4)
+        if unroll.cost_table:
+            probs = layer_probabilities(space.weights(theta).update_probabilities, n_layers)
+            row["expected_cost"] = round(expected_cost(probs, unroll.cost_table), 4)
+        else:
+            row["expected_cost"] = 1.0  # not priced (a distribution of architectures)
         return row
     return describe
 
@@ -147,8 +165,12 @@ def meta_train(config, data_dir: Path, out_dir: Path, *, evaluate: bool = True,
     out_dir = Path(out_dir)
     cfg = resolve_config(cfg, out_dir, log)
     space, unroll, es_cfg = build(cfg, data_dir)
-    spec = get_task(unroll.task)
-    n_layers = build_network(unroll.model, spec.input_shape, spec.num_classes, seed=None).n_layers
+    if cfg["distribution"] is None:
+        spec = get_task(unroll.task)
+        n_layers = build_network(unroll.model, spec.input_shape, spec.num_classes,
+                                 seed=None).n_layers
+    else:
+        n_layers = 3  # only for the card's expected cost, which is not priced here
     describe = _describe(space, unroll, n_layers)
     ck, csv_path = out_dir / "state.json", out_dir / "meta-loss.csv"
     done = load_state(ck).iteration if ck.exists() else 0
@@ -172,6 +194,8 @@ def meta_train(config, data_dir: Path, out_dir: Path, *, evaluate: bool = True,
     weights = space.weights(x)
     plot_note = plot_meta_loss(st.history, out_dir / "meta-loss.png")
     card = model_card(cfg, space, x, st.history, unroll, n_layers, plot_note)
+    if cfg["distribution"] is not None:
+        card["meta_validation"] = meta_validate(unroll, x, cfg["meta_validation"], log)
     wpath = out_dir / f"{cfg['name']}.npz"
     old_eval = None
     if card_path(wpath).exists():
@@ -187,6 +211,21 @@ def meta_train(config, data_dir: Path, out_dir: Path, *, evaluate: bool = True,
         save_weights(wpath, weights, card)
         log(f"evaluation written into {card_path(wpath)}")
     return card
+
+
+def meta_validate(unroll, x: np.ndarray, mv: Dict[str, Any], log: Log) -> Dict[str, Any]:
+    """Held-out tasks of the distribution: the meta-loss at the start (x = 0) and at ``x``."""
+    from dataclasses import replace
+
+    from models.metatrain.multitask import evaluate_tasks
+
+    val = replace(unroll, validation_tasks=True)
+    start = evaluate_tasks(val, np.zeros_like(x), mv["seeds_per_task"])
+    final = evaluate_tasks(val, x, mv["seeds_per_task"])
+    log(f"meta-validation on {len(final['per_task'])} held-out tasks: meta-loss "
+        f"{start['meta_loss']:.4f} at the start, {final['meta_loss']:.4f} meta-trained")
+    return {"tasks": sorted(final["per_task"]), "seeds_per_task": mv["seeds_per_task"],
+            "start": start, "meta_trained": final}
 
 
 def model_card(cfg, space: MetaSpace, x: np.ndarray, history, unroll: Unroll, n_layers: int,
@@ -214,7 +253,8 @@ def model_card(cfg, space: MetaSpace, x: np.ndarray, history, unroll: Unroll, n_
             "final_point": f"mean of the last {cfg['average_last']} iterates",
             "meta_parameters": {n: round(float(v), 6) for n, v in zip(space.names, x)},
             "update_probabilities": list(w.update_probabilities),
-            "expected_step_cost_meta_task": round(expected_cost(probs, unroll.cost_table), 4),
+            "expected_step_cost_meta_task": (round(expected_cost(probs, unroll.cost_table), 4)
+                                             if unroll.cost_table else None),
             "meta_loss_curve": [{k: r[k] for k in ("iteration", "meta_loss", "min", "max",
                                                    "expected_cost", "seconds")} for r in history],
             "plot": "meta-loss.png" if plot_note is None else None,

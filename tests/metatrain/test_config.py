@@ -23,7 +23,7 @@ def _cfg(**given):
 
 
 @pytest.mark.parametrize("name", ["smoke.json", "halo-v1.json", "halo-v2.json"])
-def test_shipped_configs_load(name):
+def test_shipped_configs_load(name):  # the single-task configs (HALO supplement F)
     path = CONFIGS / name
     cfg = load_config(path)
     assert load_config(str(path)) == cfg
@@ -139,3 +139,17 @@ def test_a_valid_file_loads(tmp_path):
     path.write_text(json.dumps(_cfg(name="mine", es={"iterations": 4})))
     cfg = load_config(path)
     assert cfg["name"] == "mine" and cfg["es"]["iterations"] == 4
+
+
+def test_distribution_config_loads_and_refuses_what_it_cannot_price():
+    cfg = load_config(CONFIGS / "smoke-distribution.json")
+    assert cfg["distribution"]["seed"] == 5 and cfg["meta_validation"]["tasks"] == 1
+    with pytest.raises(ConfigError, match="energy_weight 0"):
+        load_config(dict(json.loads((CONFIGS / "smoke-distribution.json").read_text()),
+                         objective={"energy_weight": 0.01, "lambda_jac": 0}))
+    with pytest.raises(ConfigError, match="update-probability"):
+        load_config(_cfg(distribution={"seed": 1}, objective={"energy_weight": 0, "lambda_jac": 0},
+                         meta_parameters={"p.first": {"sigma": 0.1}}))
+    with pytest.raises(ConfigError, match="distribution"):
+        load_config(_cfg(distribution={"seed": 1, "mnist": {"tasks": -3}},
+                         objective={"energy_weight": 0, "lambda_jac": 0}))

@@ -133,3 +133,33 @@ def test_a_bad_config_names_the_key(tmp_path):
     p = _meta_train(tmp_path, tmp_path / "out", config=bad)
     assert p.returncode == 2 and "es.pairz" in p.stderr
     assert not (tmp_path / "out").exists()
+
+
+SMOKE_DIST = REPO / "models" / "metatrain" / "configs" / "smoke-distribution.json"
+
+
+def test_distribution_smoke_run_meta_validates_and_reproduces(tmp_path):
+    """Meta-training over the task distribution, end to end: ES on the pool's meta-training
+    tasks, meta-validation on its held-out tasks in the card; a second folder gives the
+    same weights (same seed, same config)."""
+    if not (SHARED / "mnist").is_dir():
+        pytest.skip(f"shared data not found at {SHARED}")
+    from models.halo.weights import load_weights
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "mnist").symlink_to(SHARED / "mnist")
+    runs = []
+    for name in ("a", "b"):
+        p = _meta_train(data, tmp_path / name, "--no-eval", config=SMOKE_DIST)
+        assert p.returncode == 0, p.stderr
+        runs.append(tmp_path / name / "halo-smoke-distribution.npz")
+    card = json.loads(runs[0].with_suffix(".json").read_text())
+    mv = card["meta_validation"]
+    assert len(mv["tasks"]) == 1 and set(mv["meta_trained"]["per_task"]) == set(mv["tasks"])
+    assert np.isfinite(mv["start"]["meta_loss"]) and np.isfinite(mv["meta_trained"]["meta_loss"])
+    a, b = (load_weights(r) for r in runs)
+    assert a.validation is not None and a.validation == b.validation
+    np.testing.assert_array_equal(a.theta, b.theta)
+    np.testing.assert_array_equal(a.mlp.w, b.mlp.w)
+    assert card["config"]["cost_table"] == {}
