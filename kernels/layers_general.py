@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from kernels.layers import Workspace, _buffer, _zeros
 
@@ -79,6 +80,19 @@ def _tap(xp: np.ndarray, i: int, j: int, ho: int, wo: int, strides, dilations) -
     sh, sw = strides
     y0, x0 = i * dilations[0], j * dilations[1]
     return xp[:, y0 : y0 + sh * (ho - 1) + 1 : sh, x0 : x0 + sw * (wo - 1) + 1 : sw, :]
+
+
+def _im2col(xp: np.ndarray, g: ConvGeometry, ho: int, wo: int, patches: np.ndarray) -> None:
+    """Copy the windows of ``xp`` (N,Hp,Wp,C) into ``patches`` (N,Ho,Wo,KH,KW,C)."""
+    if xp.shape[3] <= 4:  # few channels: one strided copy per tap is cheapest
+        for i, j in g.taps():
+            patches[:, :, :, i, j, :] = _tap(xp, i, j, ho, wo, g.strides, g.dilations)
+        return
+    span = (g.dilations[0] * (g.kh - 1) + 1, g.dilations[1] * (g.kw - 1) + 1)
+    win = sliding_window_view(xp, span, axis=(1, 2))  # (N, Hs, Ws, C, span_h, span_w)
+    win = win[:, : g.strides[0] * (ho - 1) + 1 : g.strides[0], : g.strides[1] * (wo - 1) + 1 : g.strides[1],
+              :, :: g.dilations[0], :: g.dilations[1]]
+    np.copyto(patches, win.transpose(0, 1, 2, 4, 5, 3))
 
 
 class ConvGeometry:
@@ -144,10 +158,8 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray], g: ConvG
         cols = _buffer(ws, "cols", (g.groups, n * ho * wo, kk), x.dtype)
         o2 = out.reshape(n * ho * wo, cout)
         for q in range(g.groups):
-            patches = cols[q].reshape(n, ho, wo, g.kh, g.kw, cg)
-            for i, j in g.taps():
-                patches[:, :, :, i, j, :] = _tap(xp, i, j, ho, wo, g.strides,
-                                                 g.dilations)[..., q * cg : (q + 1) * cg]
+            _im2col(xp[..., q * cg : (q + 1) * cg] if g.groups > 1 else xp, g, ho, wo,
+                    cols[q].reshape(n, ho, wo, g.kh, g.kw, cg))
             wq = w[..., q * og : (q + 1) * og].reshape(kk, og)
             if g.groups == 1:
                 np.matmul(cols[0], wq, out=o2)
@@ -183,7 +195,6 @@ def conv_backward(dout: np.ndarray, cache: tuple, dw_out: Optional[np.ndarray],
             _tap(dxp, i, j, ho, wo, g.strides, g.dilations)[...] += tmp
     else:
         cg, og = cin // g.groups, cout // g.groups
-        kk = g.kh * g.kw * cg
         d2 = dout.reshape(-1, cout)
         if dw_out is not None:
             for q in range(g.groups):
@@ -193,14 +204,17 @@ def conv_backward(dout: np.ndarray, cache: tuple, dw_out: Optional[np.ndarray],
             return None
         dxp = _buffer(ws, "dxp", xp.shape, dout.dtype)
         dxp[...] = 0.0
-        dcols = _buffer(ws, "dcols", (n * ho * wo, kk), dout.dtype)
+        # per-tap GEMMs in one batched call, then strided adds of contiguous blocks (col2im)
+        ntap = g.kh * g.kw
+        wt = _buffer(ws, "wt", (ntap, og, cg), dout.dtype)
+        taps = _buffer(ws, "taps", (ntap, d2.shape[0], cg), dout.dtype)
         for q in range(g.groups):
-            wq = w[..., q * og : (q + 1) * og].reshape(kk, og)
-            np.matmul(d2[:, q * og : (q + 1) * og], wq.T, out=dcols)
-            patches = dcols.reshape(n, ho, wo, g.kh, g.kw, cg)
-            for i, j in g.taps():
-                _tap(dxp, i, j, ho, wo, g.strides, g.dilations)[..., q * cg : (q + 1) * cg] += \
-                    patches[:, :, :, i, j, :]
+            np.copyto(wt, w[..., q * og : (q + 1) * og].reshape(ntap, cg, og).transpose(0, 2, 1))
+            dq = d2 if g.groups == 1 else np.ascontiguousarray(d2[:, q * og : (q + 1) * og])
+            np.matmul(dq[None], wt, out=taps)
+            tv = taps.reshape(ntap, n, ho, wo, cg)
+            for t, (i, j) in enumerate(g.taps()):
+                _tap(dxp, i, j, ho, wo, g.strides, g.dilations)[..., q * cg : (q + 1) * cg] += tv[t]
     t, l = g.pads[0], g.pads[1]
     return dxp[:, t : t + h, l : l + wd, :]
 
