@@ -16,7 +16,7 @@ from agent.server.bodylimit import BodySizeLimit
 from agent.server.errors import install_handlers
 from agent.server.events import Notifier
 from agent.server.jobconfig import build_config
-from agent.server.routes import datasets, events, info, jobs, metrics, usermodels
+from agent.server.routes import datasets, events, info, jobs, metrics, ui, usermodels
 from agent.server.runner import AdaptFn, ConfigFactory, Runner
 from agent.server.security import BearerAuth, LoopbackHostOnly
 from agent.server.settings import Settings
@@ -84,6 +84,7 @@ def create_app(settings: Settings, *, adapt: AdaptFn | None = None,
                 app.state.store = app.state.sampler = None
 
     app = FastAPI(title="halo-agent", version=__version__, lifespan=lifespan,
+                  docs_url=None, redoc_url=None,  # /docs is served offline by routes.ui
                   description="On-device adaptation with a learned optimizer, measured in "
                               "joules per accuracy point.")
     for name in ("settings", "store", "runner", "sampler", "notifier"):
@@ -93,6 +94,7 @@ def create_app(settings: Settings, *, adapt: AdaptFn | None = None,
     _add_registry_enums(app)
     for module in (info, jobs, events, metrics, datasets, usermodels):
         app.include_router(module.router)
+    ui.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes,
                        upload_bytes=settings.max_upload_bytes,
                        upload_paths=("/v1/datasets", "/v1/models"))

@@ -114,9 +114,22 @@ class LoopbackHostOnly:
         await response(scope, receive, send)
 
 
+PUBLIC_PATHS = ("/",)
+PUBLIC_PREFIXES = ("/static/",)
+
+
+def is_public(scope: Scope) -> bool:
+    """The dashboard page and its static files hold no data: a browser loads them
+    without the token, and the page then asks for it."""
+    path = scope.get("path", "")
+    return scope.get("method") in ("GET", "HEAD") and (
+        path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES))
+
+
 class BearerAuth:
     """ASGI middleware: every HTTP request must carry ``Authorization: Bearer <token>``,
-    else 401 (the token given is never echoed)."""
+    else 401 (the token given is never echoed); only the dashboard's static files
+    (:func:`is_public`) are served without it."""
 
     def __init__(self, app: ASGIApp, token: str) -> None:
         self.app = app
@@ -127,7 +140,7 @@ class BearerAuth:
             await self.app(scope, receive, send)
             return
         value = next((v for k, v in scope["headers"] if k == b"authorization"), None)
-        if token_matches(value, self._token):
+        if token_matches(value, self._token) or is_public(scope):
             await self.app(scope, receive, send)
             return
         what = "missing" if value is None else "not the daemon's bearer token"
