@@ -68,7 +68,8 @@ def add_commands(subparsers) -> None:
                        description="Run optimizers on the same task, seeds, batch order and power "
                                    "source, interleaved, and report joules per accuracy point.")
     c.add_argument("--task", default="synthetic-a", help="adaptation task (default: synthetic-a)")
-    c.add_argument("--model", default=None, help="architecture (default: the task's)")
+    c.add_argument("--model", default=None,
+                   help="architecture (default: the task's) or an .onnx file to import")
     c.add_argument("--optimizers", type=split_list, default=["halo", "adam"],
                    help="comma-separated NAME[:SPARSITY], e.g. halo,adam,adam:10-30-50 "
                         "(default: halo,adam)")

@@ -32,6 +32,7 @@ from bench.hypergrad_arm import HYPERGRAD, run_config, tune_config
 from bench.report import build_report
 from models.data import get_task
 from models.nets import build_network
+from models.onnx import is_onnx_path, load_onnx_model
 from power import Sampler, detect
 
 
@@ -160,7 +161,10 @@ def run_compare(cfg: CompareConfig, *, progress: bool = False,
     cells = plan_cells(arms, cfg)
     spec = get_task(cfg.task)
     arch = cfg.model or spec.default_model
-    n_layers = build_network(arch, spec.input_shape, spec.num_classes, seed=None).n_layers
+    if is_onnx_path(arch):  # an imported model: its own trainable layers
+        n_layers = load_onnx_model(arch, num_classes=spec.num_classes, input_shape=spec.input_shape).n_layers
+    else:
+        n_layers = build_network(arch, spec.input_shape, spec.num_classes, seed=None).n_layers
     seeds = list(range(cfg.first_seed, cfg.first_seed + cfg.seeds))
     order = interleaved_order(cells, seeds)
     for seed, cell in order:  # every setting checked before anything runs

@@ -340,3 +340,18 @@ def test_adapt_small_resnet_on_cifar10_a_with_halo(tmp_path, capsys):
     data = load_task("cifar10-a", SHARED)
     logits = _ort_logits(out, data.target_test.x)
     assert float((logits.argmax(1) == data.target_test.y).mean()) == r["final_accuracy"]
+
+
+def test_bench_compare_takes_an_onnx_model(tmp_path, capsys):
+    from models.data import get_task
+
+    spec = get_task("synthetic-a")
+    src = save_network_onnx(build_network("cnn-a", spec.input_shape, spec.num_classes, seed=0),
+                            tmp_path / "mine.onnx")
+    code = main(["bench", "compare", "--task", "synthetic-a", "--model", str(src), "--optimizers", "adam",
+                 "--seeds", "1", "--steps", "4", "--eval-every", "2", "--data-dir", str(tmp_path / "data"),
+                 "--power-source", "estimate", "--out", str(tmp_path / "cmp")])
+    assert code == 0, capsys.readouterr().err
+    report = json.loads((tmp_path / "cmp" / "report.json").read_text())
+    assert report["model"] == str(src)
+    assert all(run["source_model"] == str(src) for o in report["optimizers"].values() for run in o["runs"])
