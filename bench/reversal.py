@@ -79,7 +79,7 @@ def _round_trip(arch, steps, update_p, momentum, batch, seed) -> Dict[str, Any]:
         "max_weight_change": moved,
         "weights_restored_bit_for_bit": bool(np.array_equal(rm.w, w0)),
         "velocity_restored_bit_for_bit": bool(np.array_equal(rm.v, v0)),
-        "buffer_empty_after_reversal": all(v == 0 for v in rm.info.store),
+        "buffer_empty_after_reversal": rm.info.is_empty(),
         "buffer_bits": bits, "buffer_kib": round(bits / 8192, 2), "element_updates": updates,
         "buffer_bits_per_element_update": bits / updates,
         "bits_lost_per_decay": bits_lost_per_step(momentum),

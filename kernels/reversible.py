@@ -74,25 +74,43 @@ def to_float(q: np.ndarray) -> np.ndarray:
 
 
 class InfoBuffer:
-    """Per-element arbitrary-precision integers holding the digits lost by divisions."""
+    """Per-element arbitrary-precision integers holding the digits lost by divisions.
+
+    Kept in int64 while every element stays below ``2**SMALL_BITS`` (so ``i * d + r``
+    cannot overflow: a few hundred steps at momentum 0.9), and moved to Python integers
+    (an object array) for good the first time one would not fit.
+    """
+
+    SMALL_BITS = 62 - DECAY_BITS
 
     def __init__(self, n: int):
-        self.store = np.zeros(n, dtype=object)
-        self.store[:] = 0
+        self.store = np.zeros(n, dtype=np.int64)
+
+    def _room(self, lo: int, hi: int) -> np.ndarray:
+        """The segment's store, moved to Python integers first when it might overflow."""
+        seg = self.store[lo:hi]
+        if self.store.dtype == np.int64 and seg.size and int(seg.max()) >= 1 << self.SMALL_BITS:
+            self.store = self.store.astype(object)
+            seg = self.store[lo:hi]
+        return seg
+
+    def _digits(self, c: np.ndarray, k: int) -> np.ndarray:
+        r = c % k
+        return r if self.store.dtype == np.int64 else r.astype(object)
 
     def mul_ratio(self, c: np.ndarray, lo: int, hi: int, n: int, d: int) -> None:
         """``c[lo:hi] <- c * n / d`` in place, exactly reversibly (Algorithm 3)."""
         seg = c[lo:hi]
-        i = self.store[lo:hi] * d + (seg % d).astype(object)   # keep the digit lost by // d
+        i = self._room(lo, hi) * d + self._digits(seg, d)   # keep the digit lost by // d
         self.store[lo:hi] = i // n
         seg //= d
         seg *= n
-        seg += (i % n).astype(np.int64)                         # a digit back from the buffer
+        seg += (i % n).astype(np.int64)                      # a digit back from the buffer
 
     def div_ratio(self, c: np.ndarray, lo: int, hi: int, n: int, d: int) -> None:
         """The inverse of :meth:`mul_ratio`: ``c[lo:hi] <- c * d / n`` restoring every bit."""
         seg = c[lo:hi]
-        i = self.store[lo:hi] * n + (seg % n).astype(object)
+        i = self._room(lo, hi) * n + self._digits(seg, n)
         self.store[lo:hi] = i // d
         seg //= n
         seg *= d
@@ -100,7 +118,13 @@ class InfoBuffer:
 
     def bits(self) -> int:
         """Total size of the buffer in bits (sum over elements of each integer's bit length)."""
+        if self.store.dtype == np.int64:  # exact: every value is below 2**53
+            return int(np.frexp(self.store.astype(np.float64))[1].sum())
         return int(sum(int(v).bit_length() for v in self.store))
+
+    def is_empty(self) -> bool:
+        """Whether every element holds 0 (all stored digits given back)."""
+        return not np.any(self.store != 0)
 
 
 class ReversibleMomentum:

@@ -27,7 +27,24 @@ def test_ratio_multiplication_is_exactly_invertible():
     for _ in range(50):
         buf.div_ratio(c, 0, c.size, 58982, 65536)
     assert np.array_equal(c, orig)
-    assert all(v == 0 for v in buf.store)
+    assert buf.is_empty() and buf.store.dtype == np.int64  # 7.6 bits each: stayed small
+
+
+def test_buffer_grows_past_int64_exactly():
+    """A decay of 1/65536 loses 16 bits a step: after 8 steps the buffer needs Python
+    integers (128 bits an element), and the reversal is still exact."""
+    rng = np.random.default_rng(1)
+    c = rng.integers(-2**60, 2**60, size=100)
+    orig = c.copy()
+    buf = InfoBuffer(c.size)
+    for _ in range(8):
+        buf.mul_ratio(c, 0, 60, 1, 65536)
+        buf.mul_ratio(c, 60, 100, 3, 4)
+    assert buf.store.dtype == object and buf.bits() > 60 * 100
+    for _ in range(8):
+        buf.div_ratio(c, 60, 100, 3, 4)
+        buf.div_ratio(c, 0, 60, 1, 65536)
+    assert np.array_equal(c, orig) and buf.is_empty()
 
 
 def test_rational_decay_rejects_out_of_range():
