@@ -39,6 +39,10 @@ def add_commands(subparsers: Any) -> None:
                    help="largest step budget a job may ask for (default: 1000000)")
     p.add_argument("--max-queued", type=positive_int, default=100,
                    help="jobs that may wait in the queue (default: 100)")
+    p.add_argument("--max-upload-mb", type=positive_int, default=64,
+                   help="largest dataset or model upload, MiB (default: 64)")
+    p.add_argument("--max-unpacked-mb", type=positive_int, default=512,
+                   help="largest unpacked size of an uploaded zip of images, MiB (default: 512)")
     p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                    help="also accept requests whose Host header is NAME when no token is set "
                         "(default: only 127.0.0.1, localhost, [::1]); repeatable")
@@ -70,6 +74,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
                     power_source=args.power_source, sysfs_root=args.sysfs_root,
                     idle_seconds=args.idle_seconds, threads=args.threads,
                     max_steps=args.max_steps, max_queued=args.max_queued,
+                    max_upload_bytes=args.max_upload_mb * 1024 * 1024,
+                    max_unpacked_bytes=args.max_unpacked_mb * 1024 * 1024,
                     allowed_hosts=tuple(args.allow_host))
 
 
