@@ -334,12 +334,13 @@ def plot_schedule(schedule: Dict[str, Any], path: Path) -> Optional[str]:
     fig, (ax, axm) = plt.subplots(2, 1, figsize=(6.4, 5.2), sharex=True,
                                   gridspec_kw={"height_ratios": [3, 1]})
     for name, lrs in zip(schedule["layers"], schedule["lr"]):
-        ax.stairs(lrs, edges, label=name, linewidth=2)
+        ax.stairs(lrs, edges, baseline=None, label=name, linewidth=2)
     ax.set_yscale("log")
     ax.set_ylabel("learning rate")
     ax.set_title(f"hypergradient-tuned schedule: {schedule.get('task')} / {schedule.get('model')}")
     ax.legend(fontsize=8)
-    axm.stairs(schedule["momentum"], edges, color="k", linewidth=2)
+    axm.stairs(schedule["momentum"], edges, baseline=None, color="k", linewidth=2)
+    axm.set_ylim(DECAY_RANGE[0] - 0.02, 1.0)
     axm.set_ylabel("momentum")
     axm.set_xlabel("step")
     fig.tight_layout()
