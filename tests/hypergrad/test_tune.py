@@ -150,3 +150,28 @@ def test_bench_hypergrad_options():
 def test_daemon_limits_match_the_tuner():
     assert tune_job.MAX_TUNE_STEPS == T.MAX_STEPS
     assert tune_job.MAX_META_STEPS == T.MAX_META_STEPS
+
+
+@needs_tdp
+def test_bench_compare_hypergrad_arm_and_summary(tmp_path):
+    from bench.compare import CompareConfig, run_compare
+    from bench.hypergrad_results import main as summarize
+    from bench.report import write_outputs
+
+    cfg = CompareConfig(task="tdp-female", data_dir=SHARED, optimizers=["momentum", "hypergrad"],
+                        seeds=1, steps=20, eval_every=10, tune_lr=[1e-2, 1e-3], warmup_steps=2,
+                        power_source="estimate", idle_seconds=0.0,
+                        options={"hypergrad": {"meta_steps": 2, "blocks": 2}})
+    r = run_compare(cfg)
+    hg, mom = r["optimizers"]["hypergrad"], r["optimizers"]["momentum"]
+    run = hg["runs"][0]
+    assert run["optimizer"] == "momentum-schedule" and run["tuning"]["meta_steps"] == 2
+    assert hg["tuning_joules"] == pytest.approx(run["tuning"]["joules"]) and hg["tuning_joules"] > 0
+    assert hg["tuned"] is False and hg["hand_designed"] is False
+    assert mom["tuned"] and mom["tuning_runs"] == 2 and mom["tuning_joules"] > 0
+    write_outputs(r, tmp_path / "tdp-female-mlp" / "seed0", plots=False)
+    assert summarize([str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())["tdp-female-mlp"]
+    assert summary["arms"]["hypergrad"]["tuning_joules"] == [hg["tuning_joules"]]
+    assert summary["arms"]["momentum"]["final_accuracy"] == [mom["runs"][0]["final_accuracy"]]
+    assert "| tdp-female / mlp | hypergrad | 1 |" in (tmp_path / "summary.md").read_text()
