@@ -309,27 +309,26 @@ def _read_image_tree(entries: Dict[str, Callable[[], bytes]], image_size: Tuple[
 
     if channels not in (1, 3):
         raise UserDataError("channels", f"got {channels!r}; expected 1 (grey) or 3 (RGB)")
-    paths = [p for p in entries if not any(part.startswith((".", "__MACOSX"))
-                                           for part in p.split("/"))]
+    visible = [p for p in entries if not any(part.startswith((".", "__MACOSX"))
+                                             for part in p.split("/"))]
+    paths = [p for p in visible if p.lower().endswith(IMAGE_SUFFIXES)]
+    skipped = [p for p in visible if p not in set(paths)]
     parts = [p.split("/") for p in paths]
     while parts and len({q[0] for q in parts}) == 1 and all(len(q) > 2 for q in parts):
         parts = [q[1:] for q in parts]  # one wrapping top folder
     if not parts:
-        raise UserDataError("file", f"the {what} holds no images")
+        raise UserDataError("file", f"the {what} holds no .png/.jpg/.jpeg images")
     user_split = {q[0] for q in parts} == set(SPLIT_NAMES) and all(len(q) == 3 for q in parts)
     h, w = image_size
-    xs, labels, split, skipped = [], [], [], []
+    xs, labels, split = [], [], []
     for full, q in zip(paths, parts):
         if user_split:
-            part, cls, name = q
+            part, cls = q[0], q[1]
         elif len(q) == 2:
-            part, (cls, name) = "train", q
+            part, cls = "train", q[0]
         else:
             raise UserDataError("file", f"{full!r} is not CLASS/IMAGE; expected one folder per "
                                         "class (or train/CLASS/IMAGE and test/CLASS/IMAGE)")
-        if not name.lower().endswith(IMAGE_SUFFIXES):
-            skipped.append(full)
-            continue
         try:
             with Image.open(io.BytesIO(entries[full]())) as im:
                 im.load()
@@ -340,8 +339,6 @@ def _read_image_tree(entries: Dict[str, Callable[[], bytes]], image_size: Tuple[
         xs.append(arr.reshape(h, w, channels))
         labels.append(cls)
         split.append(part == "test")
-    if not xs:
-        raise UserDataError("file", f"the {what} holds no .png/.jpg/.jpeg images")
     y, names = _labels_from_names(labels, "class folders")
     notes = [f"{len(xs)} images resized to {h}x{w}, {'grey' if channels == 1 else 'RGB'}"]
     if skipped:
