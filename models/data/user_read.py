@@ -27,6 +27,7 @@ MISSING_TOKENS = ("", "na", "n/a", "nan", "null", "none", "?")
 MAX_ZIP_ENTRIES = 200_000
 DEFAULT_MAX_UNPACKED_BYTES = 512 * 1024 * 1024
 SPLIT_NAMES = ("train", "test")
+MAX_SOURCE_PIXELS = 4096 * 4096  # a larger image would take too much memory to decode on a board
 
 
 class UserDataError(DataError, ValueError):
@@ -331,8 +332,13 @@ def _read_image_tree(entries: Dict[str, Callable[[], bytes]], image_size: Tuple[
                                         "class (or train/CLASS/IMAGE and test/CLASS/IMAGE)")
         try:
             with Image.open(io.BytesIO(entries[full]())) as im:
+                if im.size[0] * im.size[1] > MAX_SOURCE_PIXELS:  # checked before decoding
+                    raise UserDataError("file", f"{full!r} is {im.size[0]}x{im.size[1]} pixels; "
+                                                f"at most {MAX_SOURCE_PIXELS} pixels per image")
                 im.load()
                 img = im.convert("L" if channels == 1 else "RGB").resize((w, h), Image.BILINEAR)
+        except UserDataError:  # too large, or the zip's unpacked budget is spent
+            raise
         except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
             raise UserDataError("file", f"{full!r} is not a readable PNG or JPEG ({e})") from None
         arr = np.asarray(img, dtype=np.uint8)

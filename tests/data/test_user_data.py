@@ -107,3 +107,18 @@ def test_csv_of_the_helpers_round_trips(tmp_path):
     x, y = tabular()
     m, _ = store(tmp_path, "d.csv", csv_bytes(x, y), label_column="kind")
     assert m["num_classes"] == 3 and m["n_train"] + m["n_test"] == len(y)
+
+
+def test_an_image_too_large_to_decode_on_a_board_is_refused_before_decoding(tmp_path):
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("L", (5000, 4000)).save(buf, format="PNG")  # 20 Mpx of zeros: a few KB
+    z = io.BytesIO()
+    with zipfile.ZipFile(z, "w") as f:
+        for cls in ("a", "b"):
+            for i in range(5):
+                f.writestr(f"{cls}/{i}.png", png(i))
+        f.writestr("b/huge.png", buf.getvalue())
+    with pytest.raises(UserDataError, match="'b/huge.png' is 5000x4000 pixels"):
+        store(tmp_path, "big.zip", z.getvalue(), image_size="8x8")
