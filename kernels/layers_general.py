@@ -125,12 +125,16 @@ class ConvGeometry:
 
 
 def conv_forward(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray], g: ConvGeometry,
-                 ws: Optional[Workspace] = None) -> Tuple[np.ndarray, tuple]:
+                 ws: Optional[Workspace] = None, scratch: Optional[Workspace] = None
+                 ) -> Tuple[np.ndarray, tuple]:
     """2-D cross-correlation.  x (N,H,W,C_in), w (KH,KW,C_in/groups,C_out), b (C_out,) or None.
 
     Depthwise (groups == C_in == C_out) runs as per-tap multiply-adds; other groups
-    as one GEMM per group over an im2col matrix.
+    as one GEMM per group over an im2col matrix.  ``scratch``: a workspace for the padded
+    input and the im2col matrix that other layers may overwrite before the backward pass;
+    give it only when that backward computes no weight gradient (it needs neither).
     """
+    sws = ws if scratch is None else scratch
     n, h, wd, cin = x.shape
     cout = w.shape[3]
     if w.shape[:2] != (g.kh, g.kw) or w.shape[2] * g.groups != cin or cout % g.groups:
@@ -139,7 +143,7 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray], g: ConvG
     ho, wo = g.out_hw(h, wd)
     if ho < 1 or wo < 1:
         raise ValueError(f"conv: input {h}x{wd} is smaller than the {g.kh}x{g.kw} window")
-    xp = _padded(x, g.pads, (0, 0), 0.0, ws, "xpad")
+    xp = _padded(x, g.pads, (0, 0), 0.0, sws, "xpad")
     out = _buffer(ws, "out", (n, ho, wo, cout), x.dtype)
     depthwise = g.groups == cin and cout == cin and g.groups > 1
     if depthwise:
@@ -155,7 +159,7 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray], g: ConvG
     else:
         cg, og = cin // g.groups, cout // g.groups
         kk = g.kh * g.kw * cg
-        cols = _buffer(ws, "cols", (g.groups, n * ho * wo, kk), x.dtype)
+        cols = _buffer(sws, "cols", (g.groups, n * ho * wo, kk), x.dtype)
         o2 = out.reshape(n * ho * wo, cout)
         for q in range(g.groups):
             _im2col(xp[..., q * cg : (q + 1) * cg] if g.groups > 1 else xp, g, ho, wo,

@@ -65,14 +65,24 @@ class OnnxNetwork(Network):
                              f"(batch, {', '.join(map(str, self.input_shape))})")
         return x
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        """Outputs for inputs (N, *input_shape) (NHWC images); keeps caches for backward."""
+    def forward(self, x: np.ndarray, keep: Optional[set] = None) -> np.ndarray:
+        """Outputs for inputs (N, *input_shape) (NHWC images); keeps caches for backward.
+
+        ``keep``: the steps whose weight gradients the next backward computes (None: all).
+        Convolutions outside it im2col into a scratch workspace shared by every
+        convolution of the same shapes, which is what makes last-K and bias-only
+        adapting use less memory."""
         x = self._prep(x)
         n = x.shape[0]
         vals = {self.input_name: x}
         self._caches = []
         for i, s in enumerate(self.steps):
-            out, cache = s.forward([vals[v] for v in s.inputs], self._ws.setdefault((i, n), {}))
+            xs = [vals[v] for v in s.inputs]
+            ws = self._ws.setdefault((i, n), {})
+            if isinstance(s, O.Conv) and keep is not None and i not in keep:
+                out, cache = s.forward(xs, ws, self._ws.setdefault(s.scratch_key(xs[0]), {}))
+            else:
+                out, cache = s.forward(xs, ws)
             vals[s.output] = out
             self._caches.append(cache)
         return vals[self.output]
@@ -92,13 +102,15 @@ class OnnxNetwork(Network):
 
     def loss_and_grad(self, x: np.ndarray, y: np.ndarray, mask: Optional[Sequence[bool]] = None) -> float:
         """Forward, softmax cross-entropy and a masked backward pass (see the class docstring)."""
-        logits = self.forward(x)
-        loss, dout = K.softmax_cross_entropy(logits, y)
         if mask is None:
             mask = [True] * self.n_layers
         elif len(mask) != self.n_layers:
             raise ModelError(f"mask has {len(mask)} entries, the model has {self.n_layers} trainable layers")
         plan = self._needs(tuple(bool(m) for m in mask))
+        keep = {i for i, (upd, _) in enumerate(plan)
+                if upd and getattr(self.steps[i], "trains_weight", True)}
+        logits = self.forward(x, keep)
+        loss, dout = K.softmax_cross_entropy(logits, y)
         grads = {self.output: dout}
         for i in range(len(self.steps) - 1, -1, -1):
             s = self.steps[i]

@@ -92,10 +92,19 @@ class Conv(Step):
             shape = (self.w.shape[0] * self.w.shape[1] * self.w.shape[2] + 1, self.w.shape[3])
             self.wb, self.gwb = p.data[lo:hi].reshape(shape), p.grad[lo:hi].reshape(shape)
 
-    def forward(self, xs, ws):
+    def forward(self, xs, ws, scratch=None):
         if self.packed and hasattr(self, "wb"):
             return K.conv2d_forward(xs[0], self.wb, self.geom.kh, self.padding, ws)
-        return G.conv_forward(xs[0], self.w, self.b, self.geom, ws)
+        return G.conv_forward(xs[0], self.w, self.b, self.geom, ws, scratch)
+
+    @property
+    def trains_weight(self) -> bool:
+        return self.w_name in self.grads
+
+    def scratch_key(self, x: np.ndarray) -> tuple:
+        """Convolutions with equal keys can share one scratch workspace."""
+        g = self.geom
+        return ("conv", x.shape, self.w.shape, g.strides, g.dilations, g.pads, g.groups)
 
     def backward(self, dout, cache, grads, need_dx):
         if self.packed and hasattr(self, "wb"):
