@@ -232,6 +232,8 @@ def tune_schedule(cfg: TuneConfig, sampler: Sampler,
         note = f"meta-step {k + 1}/{cfg.meta_steps}"
 
         def on_step(phase: str, t: int, base: int = base, note: str = note) -> None:
+            if should_stop is not None and should_stop():  # a cancel: seen within one step
+                raise StopRequested()
             bar.update(base + (t + 1 if phase == "forward" else 2 * cfg.steps - t), note)
 
         entry: Dict[str, Any] = {"meta_step": k, "lr": np.exp(sched.log_lr).tolist(),

@@ -175,3 +175,18 @@ def test_bench_compare_hypergrad_arm_and_summary(tmp_path):
     assert summary["arms"]["hypergrad"]["tuning_joules"] == [hg["tuning_joules"]]
     assert summary["arms"]["momentum"]["final_accuracy"] == [mom["runs"][0]["final_accuracy"]]
     assert "| tdp-female / mlp | hypergrad | 1 |" in (tmp_path / "summary.md").read_text()
+
+
+@needs_tdp
+def test_cancel_during_tuning_stops_within_a_step():
+    calls = []
+
+    def should_stop():
+        calls.append(1)
+        return len(calls) > 5
+
+    cfg = T.TuneConfig(task="tdp-female", data_dir=SHARED, steps=50, meta_steps=3,
+                       power_source="estimate", idle_seconds=0.0)
+    r = T.run_tune(cfg, should_stop=should_stop)
+    assert r["status"] == "cancelled" and r["points"] == []
+    assert len(calls) == 6
