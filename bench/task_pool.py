@@ -8,8 +8,11 @@ fresh ``--cache-dir`` times pretraining every source from scratch), then per tas
 per optimizer trains the source model on the target training set for the task's
 horizon at each learning rate of ``LR_GRID`` (batch order seed 0, one thread) and
 records the held-out loss and accuracy every tenth of the horizon.  The best rate is
-the one with the lowest final held-out loss; ``best_step_fraction`` says where along
-the horizon that rate's held-out loss was lowest (below 1: training longer overfits).
+the one with the highest final held-out accuracy (ties: the lower final loss), as the
+evaluation tunes baselines; ``best_step_fraction`` says where along the horizon that
+rate's held-out loss was lowest (below 1: training longer overfits).  The summary gives
+each family's best rates, to show whether the pool covers tasks whose best step is
+~100x smaller than on MNIST.
 
 Writes OUT/report.json (spec, machine, build time, per-task details and sweep) and
 OUT/tasks.md (the table docs/metatrain.md shows).  Nothing here reads an evaluation
@@ -62,7 +65,8 @@ def sweep_task(task: MetaTask, optimizer: str, lrs: Sequence[float]) -> Dict[str
                      "best_step_fraction": int(np.argmin(losses)) / (len(losses) - 1),
                      "loss_curve": [_finite(round(v, 5)) for v in losses],
                      "accuracy_curve": [round(c[1], 4) for c in curve]})
-    best = min(runs, key=lambda r: math.inf if r["final_loss"] is None else r["final_loss"])
+    best = max(runs, key=lambda r: (r["final_accuracy"],
+                                    -math.inf if r["final_loss"] is None else -r["final_loss"]))
     return {"best_lr": best["lr"], "best_final_loss": best["final_loss"],
             "best_final_accuracy": best["final_accuracy"],
             "best_step_fraction": best["best_step_fraction"], "runs": runs}
@@ -91,6 +95,22 @@ def write_table(tasks: List[MetaTask], sweeps: Dict[str, Dict[str, Any]], path: 
     lines = [head, "|" + "---|" * 11]
     lines += [_row(t, sweeps.get(t.name, {})) for t in tasks]
     path.write_text("\n".join(lines) + "\n")
+
+
+def summary(tasks: List[MetaTask], sweeps: Dict[str, Dict[str, Any]], opts: Sequence[str]
+            ) -> Dict[str, Any]:
+    """Per family and optimizer: the best rates and how many tasks overfit (best held-out
+    loss before the end of the horizon)."""
+    out: Dict[str, Any] = {}
+    for fam in sorted({t.family for t in tasks}):
+        names = [t.name for t in tasks if t.family == fam]
+        for opt in opts:
+            best = [sweeps[n][opt] for n in names]
+            lrs = sorted(b["best_lr"] for b in best)
+            out[f"{fam}/{opt}"] = {"best_lrs": lrs, "median_best_lr": lrs[len(lrs) // 2],
+                                   "overfit_tasks": sum(b["best_step_fraction"] < 1 for b in best),
+                                   "tasks": len(best)}
+    return out
 
 
 def main(argv=None) -> int:
@@ -141,8 +161,10 @@ def main(argv=None) -> int:
                    "train_class_counts": np.bincount(t.y_train, minlength=t.num_classes).tolist(),
                    "details": t.details, "sweep": sweeps[t.name]} for t in tasks],
     }
+    report["summary"] = summary(tasks, sweeps, opts)
     (args.out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
     write_table(tasks, sweeps, args.out / "tasks.md")
+    log(json.dumps(report["summary"]))
     log(f"wrote {args.out / 'report.json'} and {args.out / 'tasks.md'}")
     return 0
 
