@@ -42,6 +42,7 @@ def parse_idx(data: bytes, expect_magic: int, source: str = "<bytes>") -> np.nda
             f"{source}: {len(data)} bytes, but its IDX header dims {tuple(dims)} need "
             f"{expected} bytes (truncated or padded file)", path=source)
     arr = np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
+    arr.flags.writeable = False  # also when ``data`` is a (writable) bytearray
     return arr
 
 

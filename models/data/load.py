@@ -10,6 +10,7 @@ import numpy as np
 
 from .cifar import load_cifar10
 from .gsad import load_gsad
+from .lazy import StandardizedImages, lookup_table
 from .mnist import ImageSet, load_idx_dataset
 from .paths import PathLike, resolve_data_dir
 from .preprocess import (
@@ -19,7 +20,6 @@ from .preprocess import (
     seeded_rng,
     select_classes,
     standardize,
-    standardize_uint8_images,
     stratified_split,
 )
 from .synthetic import DOMAIN_CLASSES, generate_synthetic
@@ -31,8 +31,9 @@ TEST_FRACTION = 0.25
 
 @dataclass(frozen=True)
 class Split:
-    """One split: ``x`` float32 ``(N, *input_shape)`` (NHWC for images), standardised;
-    ``y`` int64 ``(N,)`` labels 0..num_classes-1."""
+    """One split: ``x`` float32 ``(N, *input_shape)`` (NHWC for images), standardised
+    (image tasks: a ``models.data.lazy.StandardizedImages`` over the uint8 pixels,
+    converted as it is indexed); ``y`` int64 ``(N,)`` labels 0..num_classes-1."""
 
     x: np.ndarray
     y: np.ndarray
@@ -95,14 +96,17 @@ def load_task(name: str, data_dir: PathLike | None = None, *, seed: int = 0) -> 
 
 
 def _images(spec: TaskSpec, raw: ImageSet, seed: int, root: Path) -> TaskData:
-    splits: Dict[str, Tuple[np.ndarray, np.ndarray]] = {}
+    splits: Dict[str, Tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     for role, classes in (("source", spec.source_classes), ("target", spec.target_classes)):
         for part, (xs, ys) in (("train", (raw.train_x, raw.train_y)),
                                ("test", (raw.test_x, raw.test_y))):
             idx, y = select_classes(ys, classes)
-            splits[f"{role}_{part}"] = (xs[idx], y)
-    mean, std = image_channel_stats(splits["source_train"][0])
-    out = {k: Split(standardize_uint8_images(x, mean, std), y) for k, (x, y) in splits.items()}
+            splits[f"{role}_{part}"] = (xs, idx, y)
+    xs, idx, _ = splits["source_train"]
+    mean, std = image_channel_stats(xs[idx])
+    lut = lookup_table(mean, std)
+    # uint8 pixels shared with the loader, standardised per batch (models.data.lazy)
+    out = {k: Split(StandardizedImages(x, i, lut), y) for k, (x, i, y) in splits.items()}
     notes = list(raw.notes) + [
         f"official {raw.name} train/test files, filtered by class",
         _norm_note(mean, std, "per channel, pixels scaled to [0, 1]"),

@@ -66,8 +66,11 @@ def image_channel_stats(x_uint8: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     levels = np.arange(256, dtype=np.float64) / 255.0
     mean = np.empty(c)
     std = np.empty(c)
+    rows = max(1, (1 << 20) // max(1, c))  # bincount casts to intp: count 1M values at a time
     for ch in range(c):
-        hist = np.bincount(flat[:, ch], minlength=256).astype(np.float64)
+        hist = np.zeros(256, np.float64)
+        for lo in range(0, flat.shape[0], rows):
+            hist += np.bincount(flat[lo:lo + rows, ch], minlength=256)
         n = hist.sum()
         mean[ch] = (hist * levels).sum() / n
         std[ch] = np.sqrt(max((hist * (levels - mean[ch]) ** 2).sum() / n, 0.0))
