@@ -94,7 +94,7 @@ class Segment(NamedTuple):
     sampled: Union[slice, np.ndarray]
 
     @classmethod
-    def of(cls, starts: np.ndarray, lo: int, hi: int, ctrl: Controller) -> "Segment":
+    def of(cls, starts: np.ndarray, lo: int, hi: int, ctrl: Controller) -> Segment:
         first = int(np.searchsorted(starts, lo, side="right")) - 1
         last = int(np.searchsorted(starts, hi, side="left"))
         bounds = np.clip(starts[first:last + 1], lo, hi) - lo
