@@ -67,6 +67,8 @@ def _print_summary(r: dict) -> None:
           f"{r['joules']:.2f} J from {r['energy_source']}{est}; status {r['status']}")
     if gain > 0:
         print(f"joules per accuracy point: {r['joules'] / gain:.4f} J/pt")
+    if r.get("peak_rss_mb") is not None:
+        print(f"peak resident memory: {r['peak_rss_mb']} MB")
 
 
 def _optimizer_options(args) -> dict:

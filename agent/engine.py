@@ -25,6 +25,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from agent.errors import ConfigError
+from agent.memory import peak_rss_mb
 from agent.progress import ProgressBar
 from agent.start import load_start
 from kernels.sparsity import parse_sparsity
@@ -301,6 +302,7 @@ def _run(cfg, sampler, on_point, should_stop, log, progress) -> Dict[str, Any]:
         "joules_above_idle": None if idle_w is None else round(joules - idle_w * secs, 6),
         "energy_gaps": [list(g) for g in total.gaps],
         "layer_updates": trainer.layer_updates,
+        "peak_rss_mb": peak_rss_mb(),  # this process's peak so far (agent.memory)
         "validation": None if validation is None else {
             "examples_held_out": len(validation), "examples_trained_on": int(yt.shape[0]),
             "probes": trainer.val_probes,

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from agent.engine import AdaptConfig
+from agent.memory import peak_rss_mb
 from agent.progress import ProgressBar
 from bench.arms import Arm, BenchConfigError, parse_arms
 from bench.hypergrad_arm import HYPERGRAD, run_config, tune_config
@@ -201,6 +202,7 @@ def run_compare(cfg: CompareConfig, *, progress: bool = False,
         "benchmark_joules": round(total.energy_j, 6),
         "order": [{"seed": s, "optimizer": c.arm.label, "lr": c.lr} for s, c in order],
         "machine": machine_info(), "command": command,
+        "peak_rss_mb": peak_rss_mb(),  # the whole benchmark process (arms interleave in it)
     }
     return build_report(cfg, arch, arms, cells, results, seeds, meta)
 

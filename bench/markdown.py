@@ -60,6 +60,8 @@ def header_lines(report: Dict[str, Any]) -> List[str]:
     if report.get("wall_seconds") is not None:
         lines.append(f"- whole benchmark: {fmt(report['wall_seconds'])} s wall, "
                      f"{fmt(report.get('benchmark_joules'))} J (warm-up and evaluations included)")
+    if report.get("peak_rss_mb") is not None:
+        lines.append(f"- peak resident memory of the benchmark process: {report['peak_rss_mb']} MB")
     if report.get("command"):
         lines.append(f"- command: `{report['command']}`")
     return lines

@@ -24,7 +24,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -112,11 +112,13 @@ def _image_size(opts: ImportOptions) -> Tuple[int, int]:
 
 
 def read_path(path: Path, opts: ImportOptions,
-              max_unpacked_bytes: int = DEFAULT_MAX_UNPACKED_BYTES) -> Tuple[str, RawData]:
-    """``(format, raw data)`` of a file or an image folder on this machine."""
+              max_unpacked_bytes: int = DEFAULT_MAX_UNPACKED_BYTES,
+              progress: Optional[Callable[[int, int], None]] = None) -> Tuple[str, RawData]:
+    """``(format, raw data)`` of a file or an image folder on this machine;
+    ``progress(done, total)`` while the images of a folder are read."""
     path = Path(path)
     if path.is_dir():
-        return "images", read_image_folder(path, _image_size(opts), opts.channels)
+        return "images", read_image_folder(path, _image_size(opts), opts.channels, progress)
     if not path.is_file():
         raise UserDataError("file", f"{path} does not exist")
     return read_upload(path.read_bytes(), path.name, opts, max_unpacked_bytes)

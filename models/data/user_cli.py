@@ -41,6 +41,11 @@ def add_import_command(sub: Any, data_dir_help: str) -> None:
     p.set_defaults(func=cmd_import)
 
 
+def _progress(done: int, total: int) -> None:
+    end = "\n" if done == total else ""
+    print(f"\rreading images: {done}/{total}", end=end, file=sys.stderr, flush=True)
+
+
 def cmd_import(ns: argparse.Namespace) -> int:
     """Run ``data import``; 0 on success, 2 when the data is refused (one line on stderr)."""
     from .user import ImportOptions, import_dataset, read_path
@@ -50,7 +55,7 @@ def cmd_import(ns: argparse.Namespace) -> int:
                          channels=ns.channels, test_fraction=ns.test_fraction, seed=ns.seed)
     try:
         opts.check()
-        fmt, raw = read_path(ns.path, opts)
+        fmt, raw = read_path(ns.path, opts, progress=_progress if sys.stderr.isatty() else None)
         manifest, created = import_dataset(resolve_data_dir(ns.data_dir), fmt, raw, opts,
                                            ns.path.name)
     except DataError as e:

@@ -291,9 +291,10 @@ def read_image_zip(data: bytes, image_size: Tuple[int, int], channels: int,
         return _read_image_tree(entries, image_size, channels, "zip")
 
 
-def read_image_folder(root: Path, image_size: Tuple[int, int], channels: int) -> RawData:
+def read_image_folder(root: Path, image_size: Tuple[int, int], channels: int,
+                      progress: Optional[Callable[[int, int], None]] = None) -> RawData:
     """Images in a folder, laid out as for :func:`read_image_zip`; symbolic links are
-    refused, like in a zip."""
+    refused, like in a zip.  ``progress(done, total)`` is called as images are read."""
     root = Path(root)
     entries: Dict[str, Callable[[], bytes]] = {}
     for p in sorted(root.rglob("*")):
@@ -301,11 +302,12 @@ def read_image_folder(root: Path, image_size: Tuple[int, int], channels: int) ->
             raise UserDataError("file", f"{p} is a symbolic link")
         if p.is_file():
             entries[p.relative_to(root).as_posix()] = p.read_bytes
-    return _read_image_tree(entries, image_size, channels, "folder")
+    return _read_image_tree(entries, image_size, channels, "folder", progress)
 
 
 def _read_image_tree(entries: Dict[str, Callable[[], bytes]], image_size: Tuple[int, int],
-                     channels: int, what: str) -> RawData:
+                     channels: int, what: str,
+                     progress: Optional[Callable[[int, int], None]] = None) -> RawData:
     from PIL import Image, UnidentifiedImageError
 
     if channels not in (1, 3):
@@ -345,6 +347,8 @@ def _read_image_tree(entries: Dict[str, Callable[[], bytes]], image_size: Tuple[
         xs.append(arr.reshape(h, w, channels))
         labels.append(cls)
         split.append(part == "test")
+        if progress is not None and (len(xs) % 250 == 0 or len(xs) == len(paths)):
+            progress(len(xs), len(paths))
     y, names = _labels_from_names(labels, "class folders")
     notes = [f"{len(xs)} images resized to {h}x{w}, {'grey' if channels == 1 else 'RGB'}"]
     if skipped:

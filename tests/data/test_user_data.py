@@ -122,3 +122,16 @@ def test_an_image_too_large_to_decode_on_a_board_is_refused_before_decoding(tmp_
         f.writestr("b/huge.png", buf.getvalue())
     with pytest.raises(UserDataError, match="'b/huge.png' is 5000x4000 pixels"):
         store(tmp_path, "big.zip", z.getvalue(), image_size="8x8")
+
+
+def test_reading_a_folder_reports_progress(tmp_path):
+    from models.data.user_read import read_image_folder
+
+    for cls in ("a", "b"):
+        (tmp_path / cls).mkdir()
+        for i in range(300):
+            (tmp_path / cls / f"{i}.png").write_bytes(png(i % 256, size=(6, 6)))
+    calls = []
+    raw = read_image_folder(tmp_path, (6, 6), 1, progress=lambda d, t: calls.append((d, t)))
+    assert raw.x.shape == (600, 6, 6, 1)
+    assert calls == [(250, 600), (500, 600), (600, 600)]
