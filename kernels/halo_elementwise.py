@@ -26,7 +26,15 @@ from typing import List, Sequence, Tuple, Union
 
 import numpy as np
 
-from kernels.halo_fold import KernelBase, MirrorMLP, Pieces, StepFold, fold_step, tensor_arrays, tensor_scalars
+from kernels.halo_fold import (
+    KernelBase,
+    MirrorMLP,
+    Pieces,
+    StepFold,
+    fold_step,
+    tensor_arrays,
+    tensor_scalars,
+)
 
 CHUNK = 65536
 """Elements per chunk (Adam's too).  On the 2-core x86 box at n = 1e6, against Adam:

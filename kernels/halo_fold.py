@@ -216,7 +216,7 @@ class Pieces(NamedTuple):
     sizes: Optional[np.ndarray] = None
 
     @classmethod
-    def of(cls, pieces: Union["Pieces", Sequence[Tuple[int, int, float, float]]]) -> "Pieces":
+    def of(cls, pieces: Union[Pieces, Sequence[Tuple[int, int, float, float]]]) -> Pieces:
         """``pieces`` as given, or built from consecutive ``(a, b, lr, gamma)`` tuples."""
         if isinstance(pieces, Pieces):
             return pieces
