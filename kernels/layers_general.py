@@ -125,16 +125,18 @@ class ConvGeometry:
 
 
 def conv_forward(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray], g: ConvGeometry,
-                 ws: Optional[Workspace] = None, scratch: Optional[Workspace] = None
-                 ) -> Tuple[np.ndarray, tuple]:
+                 ws: Optional[Workspace] = None, scratch: Optional[Workspace] = None,
+                 keep: bool = True) -> Tuple[np.ndarray, tuple]:
     """2-D cross-correlation.  x (N,H,W,C_in), w (KH,KW,C_in/groups,C_out), b (C_out,) or None.
 
     Depthwise (groups == C_in == C_out) runs as per-tap multiply-adds; other groups
-    as one GEMM per group over an im2col matrix.  ``scratch``: a workspace for the padded
-    input and the im2col matrix that other layers may overwrite before the backward pass;
-    give it only when that backward computes no weight gradient (it needs neither).
+    as one GEMM per group over an im2col matrix.  ``scratch``: a workspace other layers
+    share, for the temporaries of one call; with ``keep=False`` also for the padded input
+    and the im2col matrix, which only a weight gradient needs (so other layers may
+    overwrite them before this layer's backward pass when it computes none).
     """
-    sws = ws if scratch is None else scratch
+    tws = ws if scratch is None else scratch
+    sws = ws if keep else tws
     n, h, wd, cin = x.shape
     cout = w.shape[3]
     if w.shape[:2] != (g.kh, g.kw) or w.shape[2] * g.groups != cin or cout % g.groups:
@@ -147,7 +149,7 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray], g: ConvG
     out = _buffer(ws, "out", (n, ho, wo, cout), x.dtype)
     depthwise = g.groups == cin and cout == cin and g.groups > 1
     if depthwise:
-        tmp = _buffer(ws, "tmp", out.shape, x.dtype)
+        tmp = _buffer(tws, "tmp", out.shape, x.dtype)
         for k, (i, j) in enumerate(g.taps()):
             tap = _tap(xp, i, j, ho, wo, g.strides, g.dilations)
             if k == 0:
@@ -171,21 +173,21 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray], g: ConvG
                 o2[:, q * og : (q + 1) * og] = cols[q] @ wq
     if b is not None:
         out += b
-    return out, (x.shape, xp, cols, w, g, depthwise, ws)
+    return out, (x.shape, xp, cols, w, g, depthwise, ws, tws)
 
 
 def conv_backward(dout: np.ndarray, cache: tuple, dw_out: Optional[np.ndarray],
                   db_out: Optional[np.ndarray], need_dx: bool) -> Optional[np.ndarray]:
     """Gradients of :func:`conv_forward`: writes dL/dw into ``dw_out`` and dL/db into
     ``db_out`` when given; returns dL/dx when ``need_dx``."""
-    xshape, xp, cols, w, g, depthwise, ws = cache
+    xshape, xp, cols, w, g, depthwise, ws, tws = cache
     n, h, wd, cin = xshape
     ho, wo, cout = dout.shape[1], dout.shape[2], dout.shape[3]
     if db_out is not None:
         np.sum(dout.reshape(-1, cout), axis=0, out=db_out)
     if depthwise:
         if dw_out is not None:
-            tmp = _buffer(ws, "dtmp", dout.shape, dout.dtype)
+            tmp = _buffer(tws, "dtmp", dout.shape, dout.dtype)
             for i, j in g.taps():
                 np.multiply(_tap(xp, i, j, ho, wo, g.strides, g.dilations), dout, out=tmp)
                 np.sum(tmp.reshape(-1, cout), axis=0, out=dw_out[i, j, 0])
@@ -193,7 +195,7 @@ def conv_backward(dout: np.ndarray, cache: tuple, dw_out: Optional[np.ndarray],
             return None
         dxp = _buffer(ws, "dxp", xp.shape, dout.dtype)
         dxp[...] = 0.0
-        tmp = _buffer(ws, "dtmp", dout.shape, dout.dtype)
+        tmp = _buffer(tws, "dtmp", dout.shape, dout.dtype)
         for i, j in g.taps():
             np.multiply(dout, w[i, j, 0], out=tmp)
             _tap(dxp, i, j, ho, wo, g.strides, g.dilations)[...] += tmp
@@ -210,8 +212,8 @@ def conv_backward(dout: np.ndarray, cache: tuple, dw_out: Optional[np.ndarray],
         dxp[...] = 0.0
         # per-tap GEMMs in one batched call, then strided adds of contiguous blocks (col2im)
         ntap = g.kh * g.kw
-        wt = _buffer(ws, "wt", (ntap, og, cg), dout.dtype)
-        taps = _buffer(ws, "taps", (ntap, d2.shape[0], cg), dout.dtype)
+        wt = _buffer(tws, "wt", (ntap, og, cg), dout.dtype)
+        taps = _buffer(tws, "taps", (ntap, d2.shape[0], cg), dout.dtype)
         for q in range(g.groups):
             np.copyto(wt, w[..., q * og : (q + 1) * og].reshape(ntap, cg, og).transpose(0, 2, 1))
             dq = d2 if g.groups == 1 else np.ascontiguousarray(d2[:, q * og : (q + 1) * og])

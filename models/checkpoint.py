@@ -6,7 +6,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Tuple
+from typing import Any, BinaryIO, Callable, Dict, Tuple
 
 import numpy as np
 
@@ -23,15 +23,21 @@ def save_model(path: Path, net: Network, meta: Dict[str, Any]) -> Path:
     (task, accuracy, provenance...).  The file appears complete or not at all: it
     is written to a temporary file in the same folder and renamed over ``path``.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     header = {"format": FORMAT, **net.describe(), **meta}
     arrays = {name: v for name, v in net.params.views.items()}
     arrays[HEADER_KEY] = np.frombuffer(json.dumps(header, sort_keys=True).encode(), dtype=np.uint8)
+    return write_atomically(path, lambda f: np.savez(f, **arrays))
+
+
+def write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> Path:
+    """Create ``path`` (and its folder) with ``write(file)``: into a temporary file in the
+    same folder, fsynced, then renamed over ``path``, so it appears complete or not at all."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -13,14 +13,13 @@ BatchNormalization: docs/onnx.md.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any, Dict, Optional
 
 import numpy as np
 
+from models.checkpoint import write_atomically
 from models.onnx.graph import (
     MIN_OPSET,
     SUPPORTED_OPS,
@@ -185,17 +184,5 @@ def save_onnx_model(path, net: OnnxNetwork, meta: Optional[Dict[str, Any]] = Non
     arguments as ``models.checkpoint.save_model``."""
     path = Path(path)
     check_output_path(net, path)
-    model = adapted_model(net, meta)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(model.SerializeToString())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    data = adapted_model(net, meta).SerializeToString()
+    return write_atomically(path, lambda f: f.write(data))

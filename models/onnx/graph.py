@@ -215,7 +215,7 @@ class _Builder:
 
     def op_Relu(self, node, a):
         x = self.act(node, node.input[0], None)
-        self.add(O.Relu(node.name, [x], node.output[0]), self.layout[x], node)
+        self.add(O.relu(node.name, [x], node.output[0]), self.layout[x], node)
 
     def op_Clip(self, node, a):
         x = self.act(node, node.input[0], None)
@@ -228,7 +228,7 @@ class _Builder:
                 lims.append(float(v.reshape(-1)[0]))
             else:
                 lims.append(default)
-        self.add(O.Clip(node.name, [x], node.output[0], lims[0], lims[1]), self.layout[x], node)
+        self.add(O.clip(node.name, [x], node.output[0], lims[0], lims[1]), self.layout[x], node)
 
     def _pool_input(self, node) -> str:
         x = self.act(node, node.input[0], "nhwc")
@@ -246,25 +246,25 @@ class _Builder:
         _, h, w, _ = self.sample[x].shape
         g = self.geometry(node, a, a["kernel_shape"], h, w, ceil_mode=bool(a.get("ceil_mode", 0)))
         prev = self.steps[-1] if self.steps else None
-        if (isinstance(prev, O.Relu) and prev.output == x and self.consumers[x] == 1
+        if (prev is not None and prev.op_type == "Relu" and prev.output == x and self.consumers[x] == 1
                 and (g.kh, g.kw, g.strides, g.dilations, g.pads, g.ceil_mode)
                 == (2, 2, (2, 2), (1, 1), (0, 0, 0, 0), False)):
             self.steps.pop()  # fuse Relu + 2x2 MaxPool as the built-in networks do
-            self.add(O.ReluMaxPool2(f"{prev.name}+{node.name}", prev.inputs, node.output[0]),
+            self.add(O.relu_maxpool2(f"{prev.name}+{node.name}", prev.inputs, node.output[0]),
                      "nhwc", node)
             return
-        self.add(O.MaxPool(node.name, [x], node.output[0], g), "nhwc", node)
+        self.add(O.max_pool(node.name, [x], node.output[0], g), "nhwc", node)
 
     def op_AveragePool(self, node, a):
         x = self._pool_input(node)
         _, h, w, _ = self.sample[x].shape
         g = self.geometry(node, a, a["kernel_shape"], h, w, ceil_mode=bool(a.get("ceil_mode", 0)))
-        self.add(O.AveragePool(node.name, [x], node.output[0], g,
+        self.add(O.average_pool(node.name, [x], node.output[0], g,
                                bool(a.get("count_include_pad", 0))), "nhwc", node)
 
     def op_GlobalAveragePool(self, node, a):
         x = self._pool_input(node)
-        self.add(O.GlobalAveragePool(node.name, [x], node.output[0]), "nhwc", node)
+        self.add(O.global_average_pool(node.name, [x], node.output[0]), "nhwc", node)
 
     def op_Add(self, node, a):
         names = list(node.input[:2])
@@ -292,7 +292,7 @@ class _Builder:
             self.consts[node.output[0]] = self.consts[node.input[0]]
             return
         x = self.act(node, node.input[0], None)
-        self.add(O.Identity(node.name, [x], node.output[0]), self.layout[x], node)
+        self.add(O.identity(node.name, [x], node.output[0]), self.layout[x], node)
 
     def op_Dropout(self, node, a):
         if len(node.input) > 2 and node.input[2]:

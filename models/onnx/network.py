@@ -69,9 +69,9 @@ class OnnxNetwork(Network):
         """Outputs for inputs (N, *input_shape) (NHWC images); keeps caches for backward.
 
         ``keep``: the steps whose weight gradients the next backward computes (None: all).
-        Convolutions outside it im2col into a scratch workspace shared by every
-        convolution of the same shapes, which is what makes last-K and bias-only
-        adapting use less memory."""
+        Convolutions share one scratch workspace per shape for the temporaries of a call,
+        and those outside ``keep`` also for their im2col matrices, which is what makes
+        last-K and bias-only adapting use less memory."""
         x = self._prep(x)
         n = x.shape[0]
         vals = {self.input_name: x}
@@ -79,8 +79,9 @@ class OnnxNetwork(Network):
         for i, s in enumerate(self.steps):
             xs = [vals[v] for v in s.inputs]
             ws = self._ws.setdefault((i, n), {})
-            if isinstance(s, O.Conv) and keep is not None and i not in keep:
-                out, cache = s.forward(xs, ws, self._ws.setdefault(s.scratch_key(xs[0]), {}))
+            if isinstance(s, O.Conv):
+                out, cache = s.forward(xs, ws, self._ws.setdefault(s.scratch_key(xs[0]), {}),
+                                       keep is None or i in keep)
             else:
                 out, cache = s.forward(xs, ws)
             vals[s.output] = out

@@ -92,10 +92,10 @@ class Conv(Step):
             shape = (self.w.shape[0] * self.w.shape[1] * self.w.shape[2] + 1, self.w.shape[3])
             self.wb, self.gwb = p.data[lo:hi].reshape(shape), p.grad[lo:hi].reshape(shape)
 
-    def forward(self, xs, ws, scratch=None):
+    def forward(self, xs, ws, scratch=None, keep=True):
         if self.packed and hasattr(self, "wb"):
             return K.conv2d_forward(xs[0], self.wb, self.geom.kh, self.padding, ws)
-        return G.conv_forward(xs[0], self.w, self.b, self.geom, ws, scratch)
+        return G.conv_forward(xs[0], self.w, self.b, self.geom, ws, scratch, keep)
 
     @property
     def trains_weight(self) -> bool:
@@ -218,78 +218,52 @@ class Dense(Step):
         return out
 
 
-class Relu(Step):
-    op_type = "Relu"
+class Unary(Step):
+    """An op of one input and no parameters: ``fwd(x, ws) -> (out, cache)``,
+    ``bwd(dout, cache) -> dx`` (the kernels' own signatures)."""
+
+    def __init__(self, name, inputs, output, op_type: str, fwd, bwd):
+        super().__init__(name, inputs, output)
+        self.op_type, self.fwd, self.bwd = op_type, fwd, bwd
 
     def forward(self, xs, ws):
-        return K.relu_forward(xs[0], ws)
+        return self.fwd(xs[0], ws)
 
     def backward(self, dout, cache, grads, need_dx):
-        return [K.relu_backward(dout, cache)]
+        return [self.bwd(dout, cache)]
 
 
-class ReluMaxPool2(Step):
+def relu(name, inputs, output) -> Unary:
+    return Unary(name, inputs, output, "Relu", K.relu_forward, K.relu_backward)
+
+
+def relu_maxpool2(name, inputs, output) -> Unary:
     """Relu followed by a 2x2 stride-2 MaxPool, fused as in ``models.nets`` (they commute)."""
-
-    op_type = "Relu+MaxPool"
-
-    def forward(self, xs, ws):
-        return K.relu_maxpool2_forward(xs[0], ws)
-
-    def backward(self, dout, cache, grads, need_dx):
-        return [K.relu_maxpool2_backward(dout, cache)]
+    return Unary(name, inputs, output, "Relu+MaxPool", K.relu_maxpool2_forward, K.relu_maxpool2_backward)
 
 
-class Clip(Step):
-    op_type = "Clip"
-
-    def __init__(self, name, inputs, output, lo: float, hi: float):
-        super().__init__(name, inputs, output)
-        self.lo, self.hi = lo, hi
-
-    def forward(self, xs, ws):
-        return G.clip_forward(xs[0], self.lo, self.hi, ws)
-
-    def backward(self, dout, cache, grads, need_dx):
-        return [G.clip_backward(dout, cache)]
+def clip(name, inputs, output, lo: float, hi: float) -> Unary:
+    return Unary(name, inputs, output, "Clip", lambda x, ws: G.clip_forward(x, lo, hi, ws), G.clip_backward)
 
 
-class MaxPool(Step):
-    op_type = "MaxPool"
-
-    def __init__(self, name, inputs, output, geom: G.ConvGeometry):
-        super().__init__(name, inputs, output)
-        self.geom = geom
-
-    def forward(self, xs, ws):
-        return G.maxpool_forward(xs[0], self.geom, ws)
-
-    def backward(self, dout, cache, grads, need_dx):
-        return [G.maxpool_backward(dout, cache)]
+def max_pool(name, inputs, output, geom: G.ConvGeometry) -> Unary:
+    return Unary(name, inputs, output, "MaxPool", lambda x, ws: G.maxpool_forward(x, geom, ws),
+                 G.maxpool_backward)
 
 
-class AveragePool(Step):
-    op_type = "AveragePool"
-
-    def __init__(self, name, inputs, output, geom: G.ConvGeometry, count_include_pad: bool):
-        super().__init__(name, inputs, output)
-        self.geom, self.count_include_pad = geom, count_include_pad
-
-    def forward(self, xs, ws):
-        return G.avgpool_forward(xs[0], self.geom, self.count_include_pad, ws)
-
-    def backward(self, dout, cache, grads, need_dx):
-        return [G.avgpool_backward(dout, cache)]
+def average_pool(name, inputs, output, geom: G.ConvGeometry, count_include_pad: bool) -> Unary:
+    return Unary(name, inputs, output, "AveragePool",
+                 lambda x, ws: G.avgpool_forward(x, geom, count_include_pad, ws), G.avgpool_backward)
 
 
-class GlobalAveragePool(Step):
-    op_type = "GlobalAveragePool"
+def global_average_pool(name, inputs, output) -> Unary:
+    return Unary(name, inputs, output, "GlobalAveragePool", lambda x, ws: G.global_avgpool_forward(x),
+                 G.global_avgpool_backward)
 
-    def forward(self, xs, ws):
-        return G.global_avgpool_forward(xs[0])
 
-    def backward(self, dout, cache, grads, need_dx):
-        return [G.global_avgpool_backward(dout, cache)]
+def identity(name, inputs, output) -> Unary:
+    """Identity, and Dropout at inference (what an exported graph holds)."""
+    return Unary(name, inputs, output, "Identity", lambda x, ws: (x, None), lambda dout, cache: dout)
 
 
 class Add(Step):
@@ -308,18 +282,6 @@ class Add(Step):
 
     def backward(self, dout, cache, grads, need_dx):
         return [G.unbroadcast(dout, s) if nd else None for s, nd in zip(cache, need_dx)]
-
-
-class Identity(Step):
-    """Identity, and Dropout at inference (what an exported graph holds)."""
-
-    op_type = "Identity"
-
-    def forward(self, xs, ws):
-        return xs[0], None
-
-    def backward(self, dout, cache, grads, need_dx):
-        return [dout]
 
 
 class Reshape(Step):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -198,6 +199,12 @@ def test_shape_and_class_mismatch_name_both(tmp_path):
         load_onnx_model(FIXTURES / "small-resnet.onnx", num_classes=10)
 
 
+def _adapt(model, task, data_dir, out, *extra):
+    """``halo-agent adapt`` arguments: estimated energy, no idle wait, ``--output-model out``."""
+    return ["adapt", "--model", str(model), "--task", task, "--data-dir", str(data_dir),
+            "--power-source", "estimate", "--idle-seconds", "0", "--output-model", str(out), *extra]
+
+
 def test_cli_refuses_bad_models_and_writes_nothing(tmp_path, capsys):
     cases = _bad_files(tmp_path)
     three = save_network_onnx(build_network("cnn-a", (28, 28, 1), 3, seed=0), tmp_path / "three.onnx")
@@ -212,30 +219,10 @@ def test_cli_refuses_bad_models_and_writes_nothing(tmp_path, capsys):
     ]
     for model, task, pattern in runs:
         out = tmp_path / "out.onnx"
-        code = main(
-            [
-                "adapt",
-                "--model",
-                str(model),
-                "--task",
-                task,
-                "--steps",
-                "2",
-                "--data-dir",
-                str(tmp_path / "data"),
-                "--power-source",
-                "estimate",
-                "--idle-seconds",
-                "0",
-                "--output-model",
-                str(out),
-            ]
-        )
+        code = main(_adapt(model, task, tmp_path / "data", out, "--steps", "2"))
         err = capsys.readouterr().err
         assert code == 2, (model, err)
         assert err.count("\n") == 1 and err.startswith("halo-agent: error: ")
-        import re
-
         assert re.search(pattern, err), (pattern, err)
         assert not out.exists()
 
@@ -266,32 +253,8 @@ def test_adapt_cli_writes_onnx_that_onnxruntime_scores_as_reported(tmp_path, cap
     out = tmp_path / "adapted.onnx"
     reports = {}
     for backend in ("numpy", "ort"):
-        code = main(
-            [
-                "adapt",
-                "--model",
-                str(src),
-                "--task",
-                "synthetic-a",
-                "--optimizer",
-                "adam",
-                "--steps",
-                "20",
-                "--eval-every",
-                "10",
-                "--data-dir",
-                str(tmp_path / "data"),
-                "--power-source",
-                "estimate",
-                "--idle-seconds",
-                "0",
-                "--output-model",
-                str(out),
-                "--eval-backend",
-                backend,
-                "--json",
-            ]
-        )
+        code = main(_adapt(src, "synthetic-a", tmp_path / "data", out, "--optimizer", "adam", "--steps", "20",
+                           "--eval-every", "10", "--eval-backend", backend, "--json"))
         assert code == 0
         reports[backend] = json.loads(capsys.readouterr().out)
     assert [p["accuracy"] for p in reports["ort"]["points"]] == [
@@ -309,30 +272,8 @@ def test_adapt_small_resnet_on_cifar10_a_with_halo(tmp_path, capsys):
     if not (SHARED / "cifar10").is_dir():
         pytest.skip(f"CIFAR-10 not in {SHARED}")
     out = tmp_path / "out.onnx"
-    code = main(
-        [
-            "adapt",
-            "--model",
-            str(FIXTURES / "small-resnet.onnx"),
-            "--task",
-            "cifar10-a",
-            "--optimizer",
-            "halo",
-            "--steps",
-            "50",
-            "--eval-every",
-            "25",
-            "--data-dir",
-            str(SHARED),
-            "--power-source",
-            "estimate",
-            "--idle-seconds",
-            "0",
-            "--output-model",
-            str(out),
-            "--json",
-        ]
-    )
+    code = main(_adapt(FIXTURES / "small-resnet.onnx", "cifar10-a", SHARED, out, "--optimizer", "halo",
+                       "--steps", "50", "--eval-every", "25", "--json"))
     assert code == 0
     r = json.loads(capsys.readouterr().out)
     from models.data import load_task
