@@ -55,10 +55,13 @@ def resolve_config(cfg: Dict[str, Any], out_dir: Path, log: Log) -> Dict[str, An
         old = json.loads(saved.read_text())
         mine = dict(cfg, cost_table=old["cost_table"] if cfg["cost_table"] == "measure"
                     else cfg["cost_table"])
+        # worker processes change how fast, not what: a run resumes with any number of them
+        mine["es"] = dict(mine["es"], workers=old["es"]["workers"])
         if mine != old:
             diff = sorted(k for k in set(mine) | set(old) if mine.get(k) != old.get(k))
             raise ConfigError("config", ", ".join(diff),
                               f"the same settings as the run in {out_dir} (or another --out)")
+        old["es"]["workers"] = cfg["es"]["workers"]
         return old
     cfg = copy.deepcopy(cfg)
     if cfg["distribution"] is not None:  # many architectures: no one cost table
