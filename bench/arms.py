@@ -1,8 +1,11 @@
 """The arms of a benchmark: an optimizer name with an optional structural-sparsity scheme.
 
-An arm is written ``NAME`` or ``NAME:SPARSITY``; ``SPARSITY`` is ``dense``, ``halo`` or
-the update probabilities of the first, middle and last third of the layers in percent,
-dash-separated as in the HALO paper (``adam:10-30-50``, ``halo:50-30-10``).  The arm's
+An arm is written ``NAME`` or ``NAME:SPARSITY``; ``SPARSITY`` is ``dense``; ``halo``, the
+update probabilities the HALO weights under test were trained with (``adam:halo``: Adam
+with halo-v2's 25/93/92 when the comparison runs halo-v2); the update probabilities of
+the first, middle and last third of the layers in percent, dash-separated as in the
+HALO paper (``adam:10-30-50``, ``halo:50-30-10``); or the same as fractions,
+``thirds:P1,P2,P3`` (``adam:thirds:0.25,0.93,0.92``, the engine's spelling).  The arm's
 text is its key in a report.  Hand-designed optimizers (the keys of
 ``kernels.optimizers.OPTIMIZERS``) can be tuned over a learning-rate grid; learned
 ones (e.g. ``halo``) never are.
@@ -42,6 +45,11 @@ class Arm:
         """Whether the optimizer is a hand-designed rule (tunable), not a learned one."""
         return self.optimizer in OPTIMIZERS
 
+    @property
+    def sparse(self) -> bool:
+        """Whether the arm asks for structural sparsity (not its default, not dense)."""
+        return self.sparsity is not None and self.sparsity != "dense"
+
     def sparsity_spec(self, n_layers: int) -> Optional[str]:
         """The engine's ``sparsity`` setting for a network of ``n_layers`` layers."""
         if self.sparsity is None or isinstance(self.sparsity, str):
@@ -64,6 +72,22 @@ def _thirds(text: str, arm_text: str) -> Tuple[float, float, float]:
     return values  # type: ignore[return-value]
 
 
+THIRDS = "thirds:"
+
+
+def _fractions(text: str, arm_text: str) -> Tuple[float, float, float]:
+    """``P1,P2,P3`` (fractions in (0, 1]) of a ``NAME:thirds:P1,P2,P3`` arm."""
+    expected = "thirds:P1,P2,P3 with three probabilities in (0, 1], like thirds:0.25,0.93,0.92"
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        raise BenchConfigError("optimizers", arm_text, expected) from None
+    if len(values) != 3 or not all(0.0 < v <= 1.0 for v in values):
+        raise BenchConfigError("optimizers", arm_text, expected)
+    return values  # type: ignore[return-value]
+
+
 def parse_arm(text: str) -> Arm:
     """An :class:`Arm` from ``NAME[:SPARSITY]``; raises :class:`BenchConfigError`
     ("unknown optimizer ...") for a name that is not registered."""
@@ -80,6 +104,9 @@ def parse_arm(text: str) -> Arm:
         return Arm(name, name, None)
     if sp in ("dense", "halo"):
         return Arm(f"{name}:{sp}", name, sp)
+    if sp.startswith(THIRDS):
+        values = _fractions(sp[len(THIRDS):], raw)
+        return Arm(f"{name}:{THIRDS}" + ",".join(f"{v:g}" for v in values), name, values)
     values = _thirds(sp, raw)
     label = f"{name}:" + "-".join(f"{100 * v:g}" for v in values)
     return Arm(label, name, values)
@@ -98,5 +125,15 @@ def parse_arms(texts: Sequence[str]) -> List[Arm]:
 
 
 def split_list(text: str) -> List[str]:
-    """``"a, b,c"`` -> ``["a", "b", "c"]`` (empty items dropped)."""
-    return [s.strip() for s in text.split(",") if s.strip()]
+    """``"a, b,c"`` -> ``["a", "b", "c"]`` (empty items dropped); the probabilities of a
+    ``NAME:thirds:P1,P2,P3`` arm stay together (``"halo,adam:thirds:0.2,0.9,0.9"`` is two)."""
+    out: List[str] = []
+    for item in (s.strip() for s in text.split(",")):
+        if not item:
+            continue
+        head = out[-1].rpartition(THIRDS)[2] if out and THIRDS in out[-1] else None
+        if head is not None and head.count(",") < 2:
+            out[-1] += "," + item
+        else:
+            out.append(item)
+    return out

@@ -71,8 +71,13 @@ def add_commands(subparsers) -> None:
     c.add_argument("--model", default=None,
                    help="architecture (default: the task's) or an .onnx file to import")
     c.add_argument("--optimizers", type=split_list, default=["halo", "adam"],
-                   help="comma-separated NAME[:SPARSITY], e.g. halo,adam,adam:10-30-50 "
+                   help="comma-separated NAME[:SPARSITY], e.g. halo,adam,adam:10-30-50, "
+                        "adam:halo (the HALO weights' own sparsity) or adam:thirds:0.25,0.93,0.92 "
                         "(default: halo,adam)")
+    c.add_argument("--no-sparse-baselines", action="store_true",
+                   help="do not add NAME:halo (each dense hand-designed optimizer with the "
+                        "structural sparsity of the HALO weights under test, tuned on the same "
+                        "grid) beside a HALO arm")
     c.add_argument("--steps", type=positive_int, default=300, help="steps per run (default: 300)")
     c.add_argument("--eval-every", type=positive_int, default=25, help="evaluation period (default: 25)")
     c.add_argument("--first-seed", type=int, default=0, help="first seed (default: 0)")
@@ -149,6 +154,7 @@ def cmd_compare(args) -> int:
         smooth_evals=args.smooth_evals, warmup_steps=args.warmup_steps,
         power_source=args.power_source, sysfs_root=args.sysfs_root,
         idle_seconds=args.idle_seconds, threads=args.threads,
+        sparse_baselines=not args.no_sparse_baselines,
         options={"hypergrad": parse_options(args.hypergrad)} if args.hypergrad else {})
     report = run_compare(cfg, progress=sys.stderr.isatty(), log=_log, command=_command(args))
     written = None

@@ -14,6 +14,10 @@ Protocol (nanoGPT-style: warm up, then measure):
    rate is picked by mean smoothed final accuracy (see :mod:`bench.report`), and the
    energy of the whole grid is reported as its cost of tuning.  Learned optimizers
    (``halo``) are never tuned.
+5. Fair to the baselines: when HALO runs, every dense hand-designed arm also runs with
+   the structural sparsity of the HALO weights under test (``adam:halo``, tuned on the
+   same grid) unless ``sparse_baselines`` is off or the arm already has a sparse twin;
+   the report names the weights and the probabilities.
 """
 
 from __future__ import annotations
@@ -64,6 +68,7 @@ class CompareConfig:
     sysfs_root: Path = Path("/sys")
     idle_seconds: float = 1.0
     threads: int = 1
+    sparse_baselines: bool = True  # add NAME:halo beside every dense hand-designed arm
 
     def validate(self) -> None:
         """Raise :class:`BenchConfigError` naming the first bad setting."""
@@ -104,7 +109,8 @@ def plan_cells(arms: Sequence[Arm], cfg: CompareConfig) -> List[Cell]:
     cells: List[Cell] = []
     for arm in arms:
         fixed = cfg.lrs.get(arm.label, cfg.lrs.get(arm.optimizer))
-        grid = cfg.tune_lr.get(arm.label) if isinstance(cfg.tune_lr, dict) else cfg.tune_lr
+        grid = cfg.tune_lr.get(arm.label, cfg.tune_lr.get(arm.optimizer)) \
+            if isinstance(cfg.tune_lr, dict) else cfg.tune_lr
         if fixed is None and arm.hand_designed and grid:
             cells += [Cell(arm, float(lr), True) for lr in grid]
         else:
@@ -116,6 +122,45 @@ def plan_cells(arms: Sequence[Arm], cfg: CompareConfig) -> List[Cell]:
         if unused:
             raise BenchConfigError(what, sorted(unused)[0], "an optimizer of --optimizers")
     return cells
+
+
+def with_sparse_baselines(arms: Sequence[Arm], enabled: bool = True) -> List[Arm]:
+    """``arms`` with ``NAME:halo`` after every dense hand-designed arm when a HALO arm runs
+    and the optimizer has no sparse arm yet."""
+    out = list(arms)
+    if not enabled or not any(a.optimizer == "halo" for a in arms):
+        return out
+    for arm in arms:
+        has_sparse = any(a.optimizer == arm.optimizer and a.sparse for a in arms)
+        if arm.hand_designed and not arm.sparse and not has_sparse:
+            out.insert(out.index(arm) + 1, Arm(f"{arm.optimizer}:halo", arm.optimizer, "halo"))
+    return out
+
+
+def halo_weights(cfg: CompareConfig, arms: Sequence[Arm]) -> Optional[Dict[str, Any]]:
+    """The HALO weights under test (the first ``halo`` arm's ``weights`` option, else the
+    newest shipped): name, path and update probabilities; None when nothing uses them."""
+    halo = next((a for a in arms if a.optimizer == "halo"), None)
+    if halo is None and not any(a.sparsity == "halo" for a in arms):
+        return None
+    from models.halo.weights import default_weights_path
+    from models.registry import default_sparsity
+
+    opts = dict(cfg.options.get(halo.label, cfg.options.get("halo", {}))) if halo else {}
+    weights = opts.get("weights")
+    scheme = default_sparsity("halo", {"weights": weights} if weights else {})
+    probs = [float(x) for x in scheme.split(":", 1)[1].split(",")]
+    path = Path(weights) if weights else default_weights_path()
+    return {"name": path.stem, "path": str(weights) if weights else path.name,
+            "update_probabilities": probs, "sparsity": scheme}
+
+
+def resolve_halo_sparsity(arms: Sequence[Arm], weights: Optional[Dict[str, Any]]) -> List[Arm]:
+    """``NAME:halo`` arms with the probabilities of the HALO weights under test."""
+    if weights is None:
+        return list(arms)
+    probs = tuple(weights["update_probabilities"])
+    return [Arm(a.label, a.optimizer, probs) if a.sparsity == "halo" else a for a in arms]
 
 
 def interleaved_order(cells: Sequence[Cell], seeds: Sequence[int]) -> List[Tuple[int, Cell]]:
@@ -158,7 +203,9 @@ def run_compare(cfg: CompareConfig, *, progress: bool = False,
                 command: Optional[str] = None) -> Dict[str, Any]:
     """Run the comparison and return its report (see :func:`bench.report.build_report`)."""
     cfg.validate()
-    arms = parse_arms(cfg.optimizers)
+    arms = with_sparse_baselines(parse_arms(cfg.optimizers), cfg.sparse_baselines)
+    weights = halo_weights(cfg, arms)
+    arms = resolve_halo_sparsity(arms, weights)
     cells = plan_cells(arms, cfg)
     spec = get_task(cfg.task)
     arch = cfg.model or spec.default_model
@@ -194,7 +241,7 @@ def run_compare(cfg: CompareConfig, *, progress: bool = False,
     meta = {
         "energy_source": meter.source, "estimated": bool(meter.estimated),
         "energy_profile": meter.profile, "energy_attribution": meter.attribution,
-        "energy_covers": meter.covers,
+        "energy_covers": meter.covers, "halo_weights": weights,
         "power_skipped": [{"source": s, "reason": r} for s, r in skipped],
         "sampler": {"samples": stats.samples, "errors": stats.errors, "gaps": stats.gaps,
                     "period_s": stats.period_s, "overhead": round(stats.overhead, 6)},

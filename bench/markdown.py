@@ -43,6 +43,11 @@ def header_lines(report: Dict[str, Any]) -> List[str]:
     ]
     if report.get("budget_joules") is not None:
         lines.append(f"- joule budget for 'acc at budget': {fmt(report['budget_joules'])} J")
+    hw = report.get("halo_weights")
+    if hw:
+        probs = "/".join(f"{100 * p:.1f}" for p in hw["update_probabilities"])
+        lines.append(f"- HALO weights: {hw['name']}, trained for update probabilities {probs}% by "
+                     f"third of the layers; a `NAME:halo` arm is that baseline with the same sparsity")
     grid = report.get("tune_lr")
     if isinstance(grid, dict):
         per_arm = "; ".join(f"{k}: {', '.join(f'{x:g}' for x in v)}" for k, v in grid.items())

@@ -3,9 +3,10 @@
 Per task (``evaluation.tasks``), two ``bench compare`` runs (one power source, one
 sampler, interleaved, same seeds and batch order for every arm):
 
-1. *tuning*: every baseline (Adam, SGD with momentum, Adagrad...) over the whole
-   ``lr_grid`` on ``tune_seeds`` seeds starting at ``tune_first_seed`` (seeds the
-   final comparison does not use);
+1. *tuning*: every baseline (Adam, SGD with momentum, Adagrad...), dense and with the
+   structural sparsity the evaluated weights were trained for (``adam:thirds:P1,P2,P3``),
+   over the whole ``lr_grid`` on ``tune_seeds`` seeds starting at ``tune_first_seed``
+   (seeds the final comparison does not use); the best baseline is the best of all;
 2. *final*: HALO with the evaluated weights (untuned, its own sparsity) against each
    baseline at its ``finalists`` best learning rates from stage 1, on ``seeds`` seeds
    starting at ``first_seed``.  Each baseline's best rate is picked again on these
@@ -27,9 +28,11 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from bench.arms import parse_arm
 from bench.compare import CompareConfig, run_compare
 from bench.report import write_outputs
 from models.data import get_task
+from models.registry import default_sparsity
 
 Log = Callable[[str], None]
 
@@ -59,8 +62,11 @@ def curve_joules_to(runs: Sequence[Dict[str, Any]], target: float) -> Optional[f
 def _stage(cfg: CompareConfig, out: Path, progress: bool, log: Log, command: str) -> Dict[str, Any]:
     path = out / "report.json"
     if path.exists():
-        log(f"reusing {path}")
-        return json.loads(path.read_text())
+        stored = json.loads(path.read_text())
+        if {parse_arm(a).label for a in cfg.optimizers} <= set(stored.get("optimizers", {})):
+            log(f"reusing {path}")
+            return stored
+        log(f"{path} lacks some of {', '.join(cfg.optimizers)}: running the stage again")
     report = run_compare(cfg, progress=progress, log=log, command=command)
     write_outputs(report, out, title=f"{cfg.task} ({cfg.model})")
     return report
@@ -83,6 +89,9 @@ def evaluate_task(weights: Path, entry: Dict[str, Any], ev: Dict[str, Any], data
     common = dict(task=spec.name, data_dir=Path(data_dir), model=model, steps=steps, idle_seconds=0.0,
                   eval_every=min(ev["eval_every"], steps), smooth_evals=ev["smooth_evals"])
     base = list(ev["baselines"])
+    # each baseline also with the structural sparsity of the weights under test, tuned alike
+    scheme = default_sparsity("halo", {"weights": str(weights)})
+    base += [parse_arm(f"{b}:{scheme}").label for b in list(base)]
     log(f"evaluation {key}: tuning {', '.join(base)} over {len(ev['lr_grid'])} learning rates, "
         f"{ev['tune_seeds']} seeds")
     tune = _stage(CompareConfig(optimizers=base, seeds=ev["tune_seeds"],

@@ -229,16 +229,24 @@ def test_per_arm_grid_and_options_reach_the_runs(tmp_path_factory, tmp_path):
                         warmup_steps=0, power_source="estimate", idle_seconds=0.0)
     report = run_compare(cfg)
     opts = report["optimizers"]
-    assert list(opts) == ["halo", "adam", "sgd"]
-    # adam ran each listed rate, the others ran once at their default
-    assert opts["adam"]["tuned"] is True and [g["lr"] for g in opts["adam"]["grid"]] == grid
-    assert all(len(g["runs"]) == 1 for g in opts["adam"]["grid"])
-    assert opts["adam"]["tuning_runs"] == len(grid)
+    # every dense baseline also runs with the sparsity of the HALO weights under test
+    assert list(opts) == ["halo", "adam", "adam:halo", "sgd", "sgd:halo"]
+    assert report["halo_weights"]["name"] == "mine"
+    assert report["halo_weights"]["update_probabilities"] == [0.2, 0.6, 0.9]
+    for name in ("adam:halo", "sgd:halo"):
+        assert opts[name]["sparsity"] == [0.2, 0.6, 0.9] and opts[name]["hand_designed"]
+    assert opts["adam"]["sparsity"] is None and opts["sgd"]["sparsity"] is None
+    # adam and adam:halo ran each listed rate (the same grid), the others once at their default
+    for name in ("adam", "adam:halo"):
+        assert opts[name]["tuned"] is True and [g["lr"] for g in opts[name]["grid"]] == grid
+        assert all(len(g["runs"]) == 1 for g in opts[name]["grid"])
+        assert opts[name]["tuning_runs"] == len(grid)
     assert opts["sgd"]["tuned"] is False and opts["sgd"]["grid"] is None
     assert opts["halo"]["tuned"] is False and opts["halo"]["grid"] is None
     order = [(o["optimizer"], o["lr"]) for o in report["order"]]
     assert sorted(order, key=str) == sorted([("halo", None), ("adam", 1e-2), ("adam", 1e-3),
-                                             ("sgd", None)], key=str)
+                                             ("adam:halo", 1e-2), ("adam:halo", 1e-3),
+                                             ("sgd", None), ("sgd:halo", None)], key=str)
     assert report["tune_lr"] == {"adam": grid}
     # halo's options reached the engine: the runs used the given weights and their sparsity
     for r in opts["halo"]["runs"]:
@@ -246,8 +254,67 @@ def test_per_arm_grid_and_options_reach_the_runs(tmp_path_factory, tmp_path):
         assert r["hyperparameters"]["kernel"] == "elementwise"
     assert opts["halo"]["sparsity"] == [0.2, 0.6, 0.9]  # cnn-a: one layer per third
     # options are per arm: adam and sgd ran without them
-    for name in ("adam", "sgd"):
+    for name in ("adam", "sgd", "adam:halo", "sgd:halo"):
         assert all("weights" not in r["hyperparameters"] for r in opts[name]["runs"])
     write_outputs(report, tmp_path / "out")
     text = (tmp_path / "out" / "report.md").read_text()
     assert "adam: 0.01, 0.001" in text
+    assert "HALO weights: mine, trained for update probabilities 20.0/60.0/90.0%" in text
+
+
+def test_sparse_baselines_join_a_halo_arm_only():
+    from bench.arms import parse_arm, parse_arms
+    from bench.compare import with_sparse_baselines
+
+    def labels(arms):
+        return [a.label for a in arms]
+
+    arms = parse_arms(["halo", "adam", "momentum", "sgd:10-30-50"])
+    assert labels(with_sparse_baselines(arms)) == ["halo", "adam", "adam:halo", "momentum",
+                                                   "momentum:halo", "sgd:10-30-50"]
+    assert labels(with_sparse_baselines(arms, enabled=False)) == labels(arms)
+    no_halo = parse_arms(["adam", "sgd"])
+    assert labels(with_sparse_baselines(no_halo)) == ["adam", "sgd"]
+    # an optimizer that already has a sparse arm gets no second one
+    twin = parse_arms(["halo", "adam", "adam:thirds:0.2,0.6,0.9"])
+    assert labels(with_sparse_baselines(twin)) == labels(twin)
+    assert parse_arm("adam:thirds:0.2,0.6,0.9").sparsity == (0.2, 0.6, 0.9)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("halo,adam:thirds:0.25,0.93,0.92,sgd", ["halo", "adam:thirds:0.25,0.93,0.92", "sgd"]),
+    ("halo, adam:halo", ["halo", "adam:halo"]),
+    ("adam:10-30-50,,sgd", ["adam:10-30-50", "sgd"])])
+def test_optimizer_lists_keep_thirds_probabilities_together(text, expected):
+    from bench.arms import split_list
+
+    assert split_list(text) == expected
+
+
+@pytest.mark.parametrize("bad", ["adam:thirds:0.2,0.9", "adam:thirds:0,0.5,1", "adam:thirds:a,b,c"])
+def test_bad_thirds_arm_names_the_arm(bad):
+    from bench.arms import parse_arm
+
+    with pytest.raises(BenchConfigError, match=f"optimizers: got '{bad}'"):
+        parse_arm(bad)
+
+
+def test_meta_train_evaluation_runs_the_sparse_baselines(tmp_path_factory, tmp_path):
+    """The model card's evaluation tunes and compares every baseline dense and with the
+    update probabilities of the evaluated weights; the best baseline is the best of all."""
+    from models.metatrain.evaluation import evaluate_task
+
+    weights = save_weights(tmp_path / "mine.npz",
+                           load_weights()._replace(update_probabilities=(0.2, 0.6, 0.9)))
+    ev = {"baselines": ["adam"], "lr_grid": [1e-2, 1e-3], "finalists": 1, "tune_seeds": 1,
+          "tune_first_seed": 100, "seeds": 1, "first_seed": 0, "eval_every": 2, "smooth_evals": 1}
+    logs = []
+    row = evaluate_task(weights, {"task": "synthetic-a", "steps": 4}, ev,
+                        shared_data_dir(tmp_path_factory), tmp_path / "eval", False, logs.append)
+    sparse = "adam:thirds:0.2,0.6,0.9"
+    assert set(row["arms"]) == {"halo", "adam", sparse}
+    assert row["arms"][sparse]["sparsity"] == [0.2, 0.6, 0.9]
+    accs = {k: a["final_accuracy_smoothed"] for k, a in row["arms"].items() if k != "halo"}
+    assert row["best_baseline"] == max(accs, key=accs.get)
+    tune = json.loads((tmp_path / "eval" / "synthetic-a-cnn-a" / "tune" / "report.json").read_text())
+    assert [g["lr"] for g in tune["optimizers"][sparse]["grid"]] == ev["lr_grid"]
