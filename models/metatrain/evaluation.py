@@ -91,7 +91,7 @@ def evaluate_task(weights: Path, entry: Dict[str, Any], ev: Dict[str, Any], data
     base = list(ev["baselines"])
     # each baseline also with the structural sparsity of the weights under test, tuned alike
     scheme = default_sparsity("halo", {"weights": str(weights)})
-    base += [parse_arm(f"{b}:{scheme}").label for b in list(base)]
+    base += [parse_arm(f"{b}:{scheme}").label for b in list(base) if ":" not in b]
     log(f"evaluation {key}: tuning {', '.join(base)} over {len(ev['lr_grid'])} learning rates, "
         f"{ev['tune_seeds']} seeds")
     tune = _stage(CompareConfig(optimizers=base, seeds=ev["tune_seeds"],
