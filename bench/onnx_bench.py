@@ -160,7 +160,8 @@ def markdown(r: dict) -> str:
     lines = ["# Adapting imported ONNX models: step time and memory", "",
              f"Made by `{r['command']}` on {r['machine']} (Python {r['python']}, NumPy {r['numpy']}, "
              f"torch {r['torch_version']}); {r['threads']} thread(s), batch {BATCH}, interleaved runs, "
-             f"median of {r['repeats']} blocks. Raw numbers: [report.json](report.json).", "",
+             f"median of {r['repeats']} blocks ({r['cnn_b_repeats']} blocks of 20 steps for cnn-b). "
+             "Raw numbers: [report.json](report.json).", "",
              "## Imported cnn-b vs built-in cnn-b", "",
              "| step (Adam, batch 64, 28x28x1) | built-in | imported ONNX | ratio of medians "
              "(goal <= 1.1) | ratio of fastest blocks |",
@@ -195,6 +196,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--steps", type=int, default=3, help="steps per timed block / per RSS run")
+    ap.add_argument("--cnn-b-repeats", type=int, default=15, help="blocks of 20 cnn-b steps per side")
     ap.add_argument("--rss-child", nargs=2, metavar=("MODEL", "MODE"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.rss_child:
@@ -210,7 +212,8 @@ def main(argv=None) -> int:
             "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
             "python": platform.python_version(), "numpy": np.__version__, "torch_version": torch.__version__,
             "threads": args.threads, "repeats": args.repeats, "rss_steps": args.steps,
-            "cnn_b": cnn_b_ratio(args.repeats, 20, tmp),
+            "cnn_b_repeats": args.cnn_b_repeats,
+            "cnn_b": cnn_b_ratio(args.cnn_b_repeats, 20, tmp),
             "torch": [torch_ratio(n, args.threads, args.repeats, args.steps, tmp) for n in names],
         }
         report["rss"] = [row for n in names for row in rss(n, tmp, args.steps)]
