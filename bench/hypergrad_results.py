@@ -62,21 +62,39 @@ def collect(root: Path) -> Dict[str, Any]:
                                r["optimizers"]["hypergrad"]["runs"][0]["tuning"]["history"]]
                               for r in reports if "hypergrad" in r["optimizers"]],
         }
+        out[task_dir.name]["best_meta_step"] = [
+            int(np.nanargmin([np.nan if v is None else v for v in losses]))
+            for losses in out[task_dir.name]["meta_val_loss"]]
+        if "hypergrad" in arms:  # joules spent up to the meta-step whose schedule was kept
+            hist = [r["optimizers"]["hypergrad"]["runs"][0]["tuning"]["history"] for r in reports]
+            arms["hypergrad"]["joules_to_chosen"] = [
+                h[k]["joules"] for h, k in zip(hist, out[task_dir.name]["best_meta_step"])]
     return out
 
 
 def markdown(summary: Dict[str, Any]) -> str:
     lines = ["| task / model | arm | seeds | final accuracy % | training J | tuning J per seed | "
-             "tuning J vs grid | lr (grid choice) |", "|---|---|---|---|---|---|---|---|"]
+             "tuning J / grid's | tuning J / training J | lr (grid choice per seed) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for s in summary.values():
         grid = np.mean(s["arms"]["momentum"]["tuning_joules"]) if "momentum" in s["arms"] else None
         for arm, a in s["arms"].items():
             tj = [t for t in a["tuning_joules"] if t is not None]
-            ratio = f"{np.mean(tj) / grid:.2f}x" if tj and grid else "-"
+            ratio = f"{np.mean(tj) / grid:.2f}" if tj and grid else "-"
+            runs = f"{np.mean(tj) / np.mean(a['training_joules']):.1f}" if tj else "-"
             lrs = ", ".join(f"{v:g}" for v in a["lr"]) if arm == "momentum" else "-"
             lines.append(f"| {s['task']} / {s['model']} | {arm} | {len(a['seeds'])} | "
                          f"{_ms(a['final_accuracy'], 100)} | {_ms(a['training_joules'])} | "
-                         f"{_ms(tj) if tj else 'not tuned'} | {ratio} | {lrs} |")
+                         f"{_ms(tj) if tj else 'not tuned'} | {ratio} | {runs} | {lrs} |")
+    lines += ["", "| task / model | meta-step of the kept schedule, per seed | tuning J up to it "
+                  "(hindsight) | its share of the tuning J |", "|---|---|---|---|"]
+    for s in summary.values():
+        hg = s["arms"].get("hypergrad")
+        if hg:
+            share = np.mean(hg["joules_to_chosen"]) / np.mean(hg["tuning_joules"])
+            lines.append(f"| {s['task']} / {s['model']} | "
+                         f"{', '.join(str(k + 1) for k in s['best_meta_step'])} | "
+                         f"{_ms(hg['joules_to_chosen'])} | {share:.2f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -98,7 +116,7 @@ def plots(summary: Dict[str, Any], root: Path) -> List[str]:
     for name, s in summary.items():
         for k, losses in enumerate(s["meta_val_loss"]):
             ys = [np.nan if v is None else v for v in losses]
-            ax.plot(range(len(ys)), ys, marker="o", label=f"{name} seed {k}" if len(
+            ax.plot(range(1, len(ys) + 1), ys, marker="o", label=f"{name} seed {k}" if len(
                 s["meta_val_loss"]) > 1 else name)
     ax.set_xlabel("meta-step")
     ax.set_ylabel("validation loss after T steps (nats)")
