@@ -37,6 +37,7 @@ from models.onnx.ort import OrtEvaluator
 from models.registry import build_optimizer, default_sparsity, optimizer_names
 from models.train import Trainer, batch_indices, hold_out_validation
 from power import Sampler, detect
+from power.runrecord import run_record
 
 MAX_STEPS = 10_000_000
 
@@ -167,12 +168,14 @@ def run_adaptation(cfg: AdaptConfig, *, sampler: Optional[Sampler] = None,
     """
     cfg.validate()
     with threadpool_limits(limits=cfg.threads):
+        record = run_record(cfg.sysfs_root, cfg.threads)  # board state at the start
         if sampler is not None:
-            return _run(cfg, sampler, on_point, should_stop, log, progress)
+            return dict(_run(cfg, sampler, on_point, should_stop, log, progress), run_record=record)
         meter, skipped = detect(spec=cfg.power_source, sysfs_root=cfg.sysfs_root)
         with Sampler(meter) as own:
             report = _run(cfg, own, on_point, should_stop, log, progress)
         report["power_skipped"] = [{"source": s, "reason": r} for s, r in skipped]
+        report["run_record"] = record
         return report
 
 

@@ -39,6 +39,7 @@ from models.data import get_task
 from models.nets import build_network
 from models.onnx import is_onnx_path, load_onnx_model
 from power import Sampler, detect
+from power.runrecord import run_record
 
 
 @dataclass
@@ -218,6 +219,7 @@ def run_compare(cfg: CompareConfig, *, progress: bool = False,
     for seed, cell in order:  # every setting checked before anything runs
         _adapt_config(cfg, cell, seed, n_layers).validate()
 
+    record = run_record(cfg.sysfs_root, cfg.threads)  # board state before the first run
     meter, skipped = detect(spec=cfg.power_source, sysfs_root=cfg.sysfs_root)
     results: Dict[Cell, List[Dict[str, Any]]] = {c: [] for c in cells}
     t0 = time.monotonic()
@@ -248,7 +250,7 @@ def run_compare(cfg: CompareConfig, *, progress: bool = False,
         "warmup": warm, "wall_seconds": round(time.monotonic() - t0, 3),
         "benchmark_joules": round(total.energy_j, 6),
         "order": [{"seed": s, "optimizer": c.arm.label, "lr": c.lr} for s, c in order],
-        "machine": machine_info(), "command": command,
+        "machine": machine_info(), "run_record": record, "command": command,
         "peak_rss_mb": peak_rss_mb(),  # the whole benchmark process (arms interleave in it)
     }
     return build_report(cfg, arch, arms, cells, results, seeds, meta)

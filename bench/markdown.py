@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
 
+from power.runrecord import record_line
+
 
 def fmt(v: Optional[float]) -> str:
     """A number in 3 significant digits ("-" for None)."""
@@ -62,6 +64,8 @@ def header_lines(report: Dict[str, Any]) -> List[str]:
         lines.append(f"- machine: {m.get('platform')}, {m.get('cpus')} CPUs, Python "
                      f"{m.get('python')}, NumPy {m.get('numpy')}, {report.get('threads', 1)} "
                      f"BLAS thread(s); {m.get('date')}")
+    if report.get("run_record"):
+        lines.append(f"- run record: {record_line(report['run_record'])}")
     if report.get("wall_seconds") is not None:
         lines.append(f"- whole benchmark: {fmt(report['wall_seconds'])} s wall, "
                      f"{fmt(report.get('benchmark_joules'))} J (warm-up and evaluations included)")

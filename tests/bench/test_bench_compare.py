@@ -260,6 +260,9 @@ def test_per_arm_grid_and_options_reach_the_runs(tmp_path_factory, tmp_path):
     text = (tmp_path / "out" / "report.md").read_text()
     assert "adam: 0.01, 0.001" in text
     assert "HALO weights: mine, trained for update probabilities 20.0/60.0/90.0%" in text
+    # the run record: read from the board's files before the first run, and in each run
+    assert report["run_record"]["numpy"] and "run record: " in text
+    assert all(r["run_record"]["threads"] == 1 for r in opts["halo"]["runs"])
 
 
 def test_sparse_baselines_join_a_halo_arm_only():
