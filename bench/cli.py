@@ -127,6 +127,10 @@ def add_commands(subparsers) -> None:
     _common(p)
     p.set_defaults(func=cmd_paper)
 
+    from bench.fit_cli import add_fit_commands  # memory, kernels (does it fit the board)
+
+    add_fit_commands(sub)
+
 
 def _command(args) -> str:
     argv = getattr(args, "_argv", None)

@@ -1,152 +1,153 @@
-"""Time HALO's kernels against Adam, HALO's step against a cnn-b training step, sparse vs dense.
+"""HALO against Adam at equal work: the update alone, and a whole training step.
 
-Three measurements, each side by side in one process with one BLAS thread
-(``threadpool_limits(1)``), interleaved (A, B, A, B, ...) so that drift of a shared
-machine hits both sides alike; every ratio is the median of per-round ratios:
+``halo-agent bench kernels`` measures, in one process with one BLAS thread
+(``threadpool_limits(1)``), side by side and interleaved (Adam, HALO, Adam, ...) so
+that drift of a shared machine hits both alike; every ratio is the median of the
+per-round ratios, never an absolute time compared across runs:
 
-1. **Kernel vs Adam** at ``--n`` parameters (default 1e6), one tensor: the
-   project's Adam (``kernels.optimizers.adam``) against HALO's elementwise and
-   matmul kernels with the newest shipped weights (named in the output), and against the elementwise
-   kernel with every MLP weight non-zero (what a fully meta-trained network costs).
-2. **HALO step vs training step** (batch 64, random data shaped like MNIST for cnn-b
-   and like TDP for the 3-layer MLP): the whole HALO ``update`` of a dense step
-   (controller, features, MLP, step) against one dense ``Trainer.step`` (forward,
-   backward, HALO update); Adam's update alongside.
-3. **Sparse vs dense**: mean ``Trainer.step`` time over ``--steps`` steps with
-   HALO's 10/30/50 masks (seeded, steps with no layer cost nothing, as in the
-   Trainer) against dense steps.
-
-Usage: ``python -m bench.halo_kernels [--n 1e6] [--rounds 15] [--steps 300] [--json]``
+1. **Update vs Adam** at n = 1e4, 1e5, 1e6 parameters (one tensor): the whole
+   ``update`` of the HALO optimizer (controller, features, MLP, step) with each
+   weights file (default: every shipped version, labelled by its version) against
+   the project's Adam ``update``.
+2. **Training step vs training step**: one ``Trainer.step`` (forward, backward,
+   update) with HALO against one with Adam, batch 64 of random inputs shaped like
+   the task's (gsad-a/mlp, tdp-female/mlp, mnist-a/cnn-b: no dataset needed), both
+   dense and at HALO's structural sparsity with the *same* masks for both (same
+   seeded mask stream), ``--block`` steps per timed block.
+3. **Sparse vs dense**: mean cnn-b ``Trainer.step`` time with HALO's structural
+   sparsity against dense steps (what the sparsity saves).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
+import os
 import platform
 import statistics
 import time
-from typing import Callable, Dict, List
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from kernels.halo_elementwise import ElementwiseKernel
-from kernels.halo_fold import MirrorMLP
-from kernels.halo_matmul import MatmulKernel
 from kernels.optim_base import StepInfo
 from kernels.optimizers import adam
 from kernels.sparsity import parse_sparsity
-from models.halo.optimizer import make_halo, net_layout
-from models.halo.weights import default_weights_path, load_weights
+from models.data.tasks import get_task
+from models.halo.optimizer import default_sparsity, make_halo, net_layout
+from models.halo.weights import load_weights
 from models.nets import build_network
 from models.train import Trainer
 
-
-def _timed(f: Callable[[], None]) -> float:
-    t0 = time.perf_counter()
-    f()
-    return time.perf_counter() - t0
+SIZES = (10_000, 100_000, 1_000_000)
+STEP_CASES = (("gsad-a", "mlp"), ("tdp-female", "mlp"), ("mnist-a", "cnn-b"))
 
 
-def side_by_side(ref: Callable[[], None], others: Dict[str, Callable[[], None]],
-                 rounds: int) -> Dict[str, Dict[str, float]]:
-    """Median seconds of ``ref`` and each other, and the median per-round ratio to ``ref``."""
-    for f in [ref, *others.values()]:
-        f()
+def shipped_weights() -> List[Path]:
+    """Every shipped weights file, oldest version first."""
+    folder = Path(__file__).resolve().parent.parent / "models" / "weights"
+    return sorted(folder.glob("halo-v*.npz"), key=lambda p: int(p.stem.split("-v")[-1]))
+
+
+def weights_label(path: Path) -> str:
+    """The weights' version (their card's ``version``, else the file name)."""
+    card = Path(path).with_suffix(".json")
+    try:
+        return str(json.loads(card.read_text()).get("version") or Path(path).stem)
+    except (OSError, ValueError):
+        return Path(path).stem
+
+
+def interleaved(ref: Callable[[], None], other: Callable[[], None], rounds: int) -> Dict[str, float]:
+    """Median seconds of ``ref`` and ``other`` and the median per-round ratio other/ref;
+    each round times ref, other, ref and compares other with the mean of the two refs."""
+    for f in (ref, other, ref, other):
         f()
     t_ref: List[float] = []
-    t_oth: Dict[str, List[float]] = {k: [] for k in others}
-    ratios: Dict[str, List[float]] = {k: [] for k in others}
+    t_oth: List[float] = []
+    ratios: List[float] = []
     for _ in range(rounds):
-        for name, f in others.items():
-            a = _timed(ref)
-            b = _timed(f)
-            c = _timed(ref)
-            t_ref.append((a + c) / 2)
-            t_oth[name].append(b)
-            ratios[name].append(b / ((a + c) / 2))
-    out = {"reference": {"s": statistics.median(t_ref)}}
-    for name in others:
-        out[name] = {"s": statistics.median(t_oth[name]), "ratio": statistics.median(ratios[name])}
-    return out
+        t0 = time.perf_counter()
+        ref()
+        t1 = time.perf_counter()
+        other()
+        t2 = time.perf_counter()
+        ref()
+        t3 = time.perf_counter()
+        base = ((t1 - t0) + (t3 - t2)) / 2
+        t_ref.append(base)
+        t_oth.append(t2 - t1)
+        ratios.append((t2 - t1) / base)
+    return {"reference_s": statistics.median(t_ref), "s": statistics.median(t_oth),
+            "ratio": statistics.median(ratios), "rounds": rounds}
 
 
-def kernels_vs_adam(n: int, rounds: int) -> Dict[str, Dict[str, float]]:
-    """Measurement 1: one full update of ``n`` parameters, seconds and ratio to Adam."""
-    w = load_weights()
-    version = default_weights_path().stem
+def update_vs_adam(n: int, weights: Path, rounds: int) -> Dict[str, float]:
+    """Measurement 1: one HALO ``update`` of ``n`` parameters against Adam's."""
     rng = np.random.default_rng(0)
     g = (rng.standard_normal(n) * 1e-2).astype(np.float32)
-    pieces = [(0, n, w.base_lr, 1.0)]
-    opt = adam(1e-3)
-    ast = opt.init(n)
-    pa = rng.standard_normal(n).astype(np.float32)
-
-    def run_adam():
-        opt.update(pa, g, ast, StepInfo(10, 0.5, 10, 0, n, 1.0))
-
-    dense = MirrorMLP(np.array([[0.3, 0.7], [0.5, -0.9]]), np.array([0.1, 0.2]),
-                      np.array([0.9, 0.2]), np.array([0.1, -0.4]), -0.1)
-    cands = {f"elementwise ({version})": ElementwiseKernel(w.mlp, w.beta1, w.beta2, w.eps, n),
-             f"matmul ({version})": MatmulKernel(w.mlp, w.beta1, w.beta2, w.eps, n),
-             "elementwise (all 15 weights non-zero)": ElementwiseKernel(dense, w.beta1, w.beta2,
-                                                                       w.eps, n)}
-    funcs = {}
-    for name, k in cands.items():
-        arrays = (rng.standard_normal(n).astype(np.float32), g, np.zeros(n, np.float32),
-                  np.zeros(n, np.float32))
-        funcs[name] = (lambda k=k, a=arrays: k.update(a[0], a[1], a[2], a[3], 10, pieces))
-    return side_by_side(run_adam, funcs, rounds)
-
-
-SHAPES = {"cnn-b": ((28, 28, 1), 5), "mlp": ((26,), 4)}
-"""Optimizee -> (input shape, classes): cnn-b on MNIST, the 3-layer MLP on TDP."""
-
-
-def _net(arch: str = "cnn-b", seed: int = 0):
-    shape, classes = SHAPES[arch]
-    net = build_network(arch, shape, classes, seed=seed)
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((64, *shape)).astype(np.float32)
-    y = rng.integers(0, classes, 64)
-    return net, x, y
-
-
-def halo_step_vs_train_step(rounds: int, arch: str = "cnn-b") -> Dict[str, Dict[str, float]]:
-    """Measurement 2: the HALO update of a dense step against the whole training step."""
-    net, x, y = _net(arch)
-    opt = make_halo(None, layout=net_layout(net), kernel="elementwise")
-    trainer = Trainer(net, opt, None, seed=0)
-    n = net.params.size
-    p, gr = net.params.data, net.params.grad
+    opt_a, opt_h = adam(1e-3), make_halo(None, weights=weights, kernel="elementwise")
+    st_a, st_h = opt_a.init(n), opt_h.init(n)
+    p_a = rng.standard_normal(n).astype(np.float32)
+    p_h = p_a.copy()
     step = [0]
 
-    def full_step():
-        trainer.step(x, y, step[0], 0.5)
+    def info() -> StepInfo:
         step[0] += 1
+        return StepInfo(step[0], 0.5, step[0], 0, n, 1.0)
 
-    def halo_only():
-        opt.update(p, gr, trainer.state, StepInfo(step[0], 0.5, step[0] + 1, 0, n, 1.0))
-        step[0] += 1
+    return interleaved(lambda: opt_a.update(p_a, g, st_a, info()),
+                       lambda: opt_h.update(p_h, g, st_h, info()), rounds)
 
-    def adam_like_update():
-        a_opt.update(p, gr, a_state, StepInfo(step[0], 0.5, step[0] + 1, 0, n, 1.0))
 
-    a_opt = adam(1e-3)
-    a_state = a_opt.init(n)
-    full_step()
-    return side_by_side(full_step, {"halo update": halo_only, "adam update": adam_like_update},
-                        rounds)
+def step_vs_step(task: str, arch: str, weights: Optional[Path], sparse: bool, rounds: int,
+                 block: int) -> Dict[str, Any]:
+    """Measurement 2: ``block`` Trainer steps with HALO against ``block`` with Adam."""
+    spec = get_task(task)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, *spec.input_shape)).astype(np.float32)
+    y = rng.integers(0, spec.num_classes, 64)
+    trainers = []
+    probs = None
+    for opt_of in (lambda net: adam(1e-3),
+                   lambda net: make_halo(None, weights=weights, kernel="elementwise",
+                                         layout=net_layout(net))):
+        net = build_network(arch, spec.input_shape, spec.num_classes, seed=0)
+        if sparse:
+            scheme = default_sparsity({"weights": None if weights is None else str(weights)})
+            probs = parse_sparsity(scheme, net.n_layers)
+        trainers.append([Trainer(net, opt_of(net), probs, seed=0), 0])
+
+    def run(tr):
+        def block_of_steps():
+            t = tr[1]
+            for k in range(block):
+                tr[0].step(x, y, t + k, 0.5)
+            tr[1] += block
+        return block_of_steps
+
+    res = interleaved(run(trainers[0]), run(trainers[1]), rounds)
+    res.update(task=task, model=arch, sparsity=None if probs is None else [float(p) for p in probs],
+               block_steps=block, params=int(trainers[0][0].net.params.size),
+               tensors=len(trainers[0][0].net.params.specs))
+    return res
 
 
 def sparse_vs_dense(steps: int, blocks: int = 3) -> Dict[str, float]:
-    """Measurement 3: mean seconds per Trainer step, HALO 10/30/50 masks against dense."""
-    out = {"dense": [], "sparse": []}
+    """Measurement 3: mean seconds per cnn-b ``Trainer.step`` with HALO's structural
+    sparsity (the newest weights' probabilities, seeded masks; steps with no layer cost
+    nothing) against dense steps, alternating blocks; the median ratio."""
+    out: Dict[str, List[float]] = {"dense": [], "sparse": []}
+    spec = get_task("mnist-a")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, *spec.input_shape)).astype(np.float32)
+    y = rng.integers(0, spec.num_classes, 64)
     for b in range(blocks):
         for kind in ("dense", "sparse"):
-            net, x, y = _net("cnn-b")
-            probs = parse_sparsity("halo", net.n_layers) if kind == "sparse" else None
+            net = build_network("cnn-b", spec.input_shape, spec.num_classes, seed=0)
+            probs = (parse_sparsity(default_sparsity({}), net.n_layers) if kind == "sparse"
+                     else None)
             tr = Trainer(net, make_halo(None, layout=net_layout(net), kernel="elementwise"),
                          probs, seed=b)
             for t in range(5):
@@ -156,61 +157,84 @@ def sparse_vs_dense(steps: int, blocks: int = 3) -> Dict[str, float]:
                 tr.step(x, y, t, t / steps)
             out[kind].append((time.perf_counter() - t0) / steps)
     ratios = [s / d for s, d in zip(out["sparse"], out["dense"])]
-    return {"dense_s": statistics.median(out["dense"]),
-            "sparse_s": statistics.median(out["sparse"]),
-            "ratio": statistics.median(ratios), "saved": 1.0 - statistics.median(ratios)}
+    return {"dense_s": statistics.median(out["dense"]), "sparse_s": statistics.median(out["sparse"]),
+            "ratio": statistics.median(ratios), "steps": steps, "blocks": blocks}
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--n", type=float, default=1e6, help="parameters for measurement 1 (1e6)")
-    ap.add_argument("--rounds", type=int, default=15, help="interleaved rounds (15)")
-    ap.add_argument("--steps", type=int, default=300, help="Trainer steps per block (300)")
-    ap.add_argument("--only", default="1,2,3", help="which measurements (1,2,3)")
-    ap.add_argument("--json", action="store_true", help="print JSON")
-    args = ap.parse_args(argv)
-    which = {int(s) for s in args.only.split(",")}
-    res: Dict[str, object] = {"machine": f"{platform.machine()} {platform.processor()}",
-                              "numpy": np.__version__, "threads": 1,
-                              "halo_weights": default_weights_path().stem}
+def run_kernels(weights: Sequence[Path], sizes: Sequence[int] = SIZES,
+                cases: Sequence = STEP_CASES, rounds: int = 15, block: int = 20,
+                step_weights: Optional[Path] = None, sparse_steps: int = 100,
+                log=print) -> Dict[str, Any]:
+    """Both measurements; the report as a dict (ratios HALO/Adam, medians of rounds)."""
+    updates = []
+    steps = []
     with threadpool_limits(1):
-        if 1 in which:
-            res["kernels_vs_adam"] = kernels_vs_adam(int(args.n), args.rounds)
-        if 2 in which:
-            res["halo_step_vs_cnn_b_step"] = halo_step_vs_train_step(max(args.rounds, 30))
-            res["halo_step_vs_mlp_step"] = halo_step_vs_train_step(max(args.rounds, 30), "mlp")
-        if 3 in which:
-            res["sparse_vs_dense_cnn_b"] = sparse_vs_dense(args.steps)
-    if args.json:
-        print(json.dumps(res, indent=1))
-        return 0
-    print(f"{res['machine']}, numpy {res['numpy']}, 1 thread, HALO weights {res['halo_weights']}; "
-          f"ratios are medians of "
-          f"interleaved rounds")
-    if "kernels_vs_adam" in res:
-        r = res["kernels_vs_adam"]
-        n = int(args.n)
-        print(f"\n1. one update of n = {n:.0f} parameters; Adam {r['reference']['s'] * 1e9 / n:.2f} "
-              f"ns/param")
-        for k, v in r.items():
-            if k != "reference":
-                print(f"   {k:40s} {v['s'] * 1e9 / n:6.2f} ns/param   x Adam {v['ratio']:.2f}")
-    for arch in ("cnn_b", "mlp"):
-        if f"halo_step_vs_{arch}_step" not in res:
-            continue
-        r = res[f"halo_step_vs_{arch}_step"]
-        print(f"\n2. {arch.replace('_', '-')}, batch 64: dense Trainer.step with HALO "
-              f"{r['reference']['s'] * 1e3:.3f} ms")
-        for k, v in r.items():
-            if k != "reference":
-                print(f"   {k:40s} {v['s'] * 1e6:7.1f} us   = {100 * v['ratio']:.1f}% of the step")
-    if "sparse_vs_dense_cnn_b" in res:
-        r = res["sparse_vs_dense_cnn_b"]
-        print(f"\n3. cnn-b, batch 64, HALO, {args.steps} steps: dense {r['dense_s'] * 1e3:.2f} ms, "
-              f"10/30/50 {r['sparse_s'] * 1e3:.2f} ms per step: sparse/dense {r['ratio']:.3f} "
-              f"({100 * r['saved']:.1f}% cheaper)")
-    return 0
+        for n in sizes:
+            for w in weights:
+                r = update_vs_adam(int(n), w, rounds)
+                r.update(n=int(n), weights=weights_label(w))
+                log(f"update n={n:.0e} {r['weights']}: x Adam {r['ratio']:.2f}")
+                updates.append(r)
+        for task, arch in cases:
+            for sparse in (False, True):
+                r = step_vs_step(task, arch, step_weights, sparse, rounds, block)
+                log(f"step {task}/{arch} {'sparse' if sparse else 'dense'}: x Adam {r['ratio']:.2f}")
+                steps.append(r)
+        sparse = sparse_vs_dense(sparse_steps) if sparse_steps else None
+    if sparse:
+        log(f"cnn-b sparse/dense step: {sparse['ratio']:.2f}")
+    w_step = step_weights if step_weights is not None else load_weights_path()
+    return {"updates": updates, "steps": steps, "sparse_vs_dense": sparse,
+            "step_weights": weights_label(w_step), "threads": 1, "rounds": rounds,
+            "machine": {"platform": platform.platform(), "machine": platform.machine(),
+                        "python": platform.python_version(), "numpy": np.__version__,
+                        "cpus": os.cpu_count()}}
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+def load_weights_path() -> Path:
+    """The newest shipped weights file (what ``make_halo`` uses by default)."""
+    from models.halo.weights import default_weights_path
+
+    path = default_weights_path()
+    load_weights(path)  # fails here, naming the path, if it is unreadable
+    return path
+
+
+def markdown(report: Dict[str, Any], command: str) -> str:
+    m = report["machine"]
+    lines = ["# HALO vs Adam: update and training step", "", f"Command: `{command}`", "",
+             f"Machine: {m['platform']} ({m['machine']}, {m['cpus']} CPUs), Python {m['python']}, "
+             f"NumPy {m['numpy']}, 1 BLAS thread.  Ratios HALO/Adam are medians of "
+             f"{report['rounds']} interleaved rounds (Adam, HALO, Adam); seconds are medians too.",
+             "", "## 1. One update of n parameters (one tensor)", "",
+             "| n | weights | Adam (ns/param) | HALO (ns/param) | HALO / Adam |",
+             "|---:|---|---:|---:|---:|"]
+    for r in report["updates"]:
+        lines.append(f"| {r['n']:.0e} | {r['weights']} | {r['reference_s'] * 1e9 / r['n']:.2f} | "
+                     f"{r['s'] * 1e9 / r['n']:.2f} | {r['ratio']:.2f} |")
+    lines += ["", f"## 2. Whole training step (forward, backward, update), HALO "
+                  f"{report['step_weights']} vs Adam, batch 64", "",
+              "Same network, inputs and masks for both; sparse: HALO's structural sparsity for "
+              "both optimizers.", "",
+              "| task/model | params (tensors) | sparsity | Adam step (us) | HALO step (us) | "
+              "HALO / Adam |", "|---|---:|---|---:|---:|---:|"]
+    for r in report["steps"]:
+        sp = "dense" if r["sparsity"] is None else "/".join(f"{p:g}" for p in r["sparsity"])
+        lines.append(f"| {r['task']}/{r['model']} | {r['params']} ({r['tensors']}) | {sp} | "
+                     f"{r['reference_s'] * 1e6 / r['block_steps']:.0f} | "
+                     f"{r['s'] * 1e6 / r['block_steps']:.0f} | {r['ratio']:.2f} |")
+    sp = report.get("sparse_vs_dense")
+    if sp:
+        lines += ["", "## 3. Structural sparsity: cnn-b HALO step, sparse vs dense", "",
+                  f"Mean over {sp['steps']} steps per block, median of {sp['blocks']} blocks: dense "
+                  f"{sp['dense_s'] * 1e3:.2f} ms, sparse {sp['sparse_s'] * 1e3:.2f} ms per step; "
+                  f"sparse / dense = {sp['ratio']:.2f}."]
+    return "\n".join(lines) + "\n"
+
+
+def write(report: Dict[str, Any], out: Path, command: str) -> List[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    files = [out / "report.json", out / "report.md"]
+    files[0].write_text(json.dumps(dict(report, command=command), indent=1) + "\n")
+    files[1].write_text(markdown(report, command))
+    return files
