@@ -24,6 +24,7 @@ from typing import Any, Callable, Dict, List, Optional
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from agent.energysplit import energy_split
 from agent.errors import ConfigError
 from agent.memory import peak_rss_mb
 from agent.progress import ProgressBar
@@ -305,6 +306,7 @@ def _run(cfg, sampler, on_point, should_stop, log, progress) -> Dict[str, Any]:
         "joules_above_idle": None if idle_w is None else round(joules - idle_w * secs, 6),
         "energy_gaps": [list(g) for g in total.gaps],
         "layer_updates": trainer.layer_updates,
+        "energy_split": energy_split(trainer.seconds, secs, joules, total.energy_j),
         "peak_rss_mb": peak_rss_mb(),  # this process's peak so far (agent.memory)
         "validation": None if validation is None else {
             "examples_held_out": len(validation), "examples_trained_on": int(yt.shape[0]),

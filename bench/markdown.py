@@ -140,6 +140,27 @@ def grid_tables(report: Dict[str, Any]) -> List[str]:
     return out
 
 
+SPLIT_PARTS = (("forward_backward", "forward + backward"), ("optimizer_update", "optimizer update"),
+               ("validation_probe", "validation probes"), ("other_training", "other (batches, masks)"))
+
+
+def split_table(report: Dict[str, Any]) -> List[str]:
+    """Where each arm's energy goes: mean J per run by part, with its share of training."""
+    rows = [(label, e["energy_split"]) for label, e in report["optimizers"].items()
+            if e.get("energy_split")]
+    if not rows:
+        return []
+    parts = [(k, name) for k, name in SPLIT_PARTS if any(sp["joules"].get(k) for _, sp in rows)]
+    lines = ["", f"Where the energy goes (mean J per run; {rows[0][1]['method']}):", "",
+             "| optimizer | " + " | ".join(f"{name} J (share of training)" for _, name in parts)
+             + " | evaluation J |", "|---" * (len(parts) + 2) + "|"]
+    for label, sp in rows:
+        cells = [f"{fmt(sp['joules'].get(k, 0.0))} ({100 * sp['share_of_training'].get(k, 0.0):.1f}%)"
+                 for k, _ in parts]
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {fmt(sp['joules']['evaluation'])} |")
+    return lines + [""]
+
+
 def compare_markdown(report: Dict[str, Any], plots: List[str], note: Optional[str] = None) -> str:
     """The whole ``report.md`` of ``bench compare``."""
     lines = [f"# Joules per accuracy point: {report['task']} / {report['model']}", ""]
@@ -148,6 +169,7 @@ def compare_markdown(report: Dict[str, Any], plots: List[str], note: Optional[st
               "favours runs that stop early at a lower accuracy: read it together with the final "
               "accuracy and the joules to the target.", ""]
     lines += main_table(report)
+    lines += split_table(report)
     lines += grid_tables(report)
     lines += ["", "Definitions:", ""]
     lines += [f"- `{k}`: {v}" for k, v in report["definitions"].items() if k != "order"]

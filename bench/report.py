@@ -64,6 +64,18 @@ def _compact(run: Dict[str, Any], k: int) -> Dict[str, Any]:
                 final_accuracy_smoothed=smoothed_final_accuracy(run, k))
 
 
+def mean_energy_split(runs: Sequence[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+    """Mean over runs of each run's ``energy_split`` (J and share of training by part)."""
+    splits = [r["energy_split"] for r in runs if r.get("energy_split")]
+    if not splits:
+        return None
+    return {"method": splits[0]["method"],
+            "joules": {p: math.fsum(s["joules"][p] for s in splits) / len(splits)
+                       for p in splits[0]["joules"]},
+            "share_of_training": {p: math.fsum(s["share_of_training"][p] for s in splits) / len(splits)
+                                  for p in splits[0]["share_of_training"]}}
+
+
 def build_report(cfg, arch: str, arms, cells, results: Dict[Any, List[Dict[str, Any]]],
                  seeds: Sequence[int], meta: Dict[str, Any]) -> Dict[str, Any]:
     """The benchmark report (schema :data:`SCHEMA`) from the runs of every (arm, lr) cell."""
@@ -107,6 +119,7 @@ def build_report(cfg, arch: str, arms, cells, results: Dict[Any, List[Dict[str, 
             entry["tuning_joules"] = math.fsum(r["tuning"]["joules"] for r in runs)
             entry["tuning_runs"] = f"{len(runs)} x {runs[0]['tuning']['meta_steps']} meta-steps"
         entry.update(summarize_runs(runs, target=target, budget_j=cfg.budget_joules, k=k))
+        entry["energy_split"] = mean_energy_split(runs)
         entry["runs"] = runs
         optimizers[arm.label] = entry
 

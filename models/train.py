@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from typing import Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -146,6 +147,8 @@ class Trainer:
         self.validation = validation
         self.val_loss, self.val_step = math.nan, -1
         self.val_probes = 0
+        # measured wall time of each part of the steps (for the report's energy split)
+        self.seconds = {"forward_backward": 0.0, "optimizer_update": 0.0, "validation_probe": 0.0}
 
     def next_mask(self) -> np.ndarray:
         """The update mask of the next step (bool per trainable layer)."""
@@ -163,14 +166,18 @@ class Trainer:
         """
         probe = self.validation
         if probe is not None and step % probe.every == 0 and step != self.val_step:
+            t0 = time.perf_counter()
             self.val_loss, self.val_step = probe.loss(self.net), step
             self.val_probes += 1
+            self.seconds["validation_probe"] += time.perf_counter() - t0
         if mask is None:
             mask = self.next_mask()
         if not mask.any():
             return None
         net = self.net
+        t0 = time.perf_counter()
         loss = net.loss_and_grad(xb, yb, mask)
+        t1 = time.perf_counter()
         self.counts[mask] += 1
         self.layer_updates += int(mask.sum())
         p, g = net.params.data, net.params.grad
@@ -180,6 +187,9 @@ class Trainer:
                             lo=lo, hi=hi, loss=loss, val_loss=self.val_loss,
                             val_step=self.val_step)
             self.optimizer.update(p[lo:hi], g[lo:hi], slice_state(self.state, lo, hi), info)
+        t2 = time.perf_counter()
+        self.seconds["forward_backward"] += t1 - t0
+        self.seconds["optimizer_update"] += t2 - t1
         return loss
 
 

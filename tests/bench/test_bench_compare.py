@@ -263,6 +263,9 @@ def test_per_arm_grid_and_options_reach_the_runs(tmp_path_factory, tmp_path):
     # the run record: read from the board's files before the first run, and in each run
     assert report["run_record"]["numpy"] and "run record: " in text
     assert all(r["run_record"]["threads"] == 1 for r in opts["halo"]["runs"])
+    # the optimizer's own cost is a number of every arm
+    assert opts["halo"]["energy_split"]["joules"]["optimizer_update"] > 0
+    assert "Where the energy goes" in text and "optimizer update J (share of training)" in text
 
 
 def test_sparse_baselines_join_a_halo_arm_only():
