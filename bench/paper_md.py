@@ -3,6 +3,7 @@ iteration counts) and the sparsity ablation, with how they were made."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from bench.markdown import at_grid_edge, energy_label, fmt, header_lines, main_table, ms
@@ -64,14 +65,32 @@ def _plots(part: Dict[str, Any]) -> List[str]:
     return out
 
 
+def halo_weights_name(parts: Dict[str, Dict[str, Any]]) -> Optional[str]:
+    """The HALO weights the parts ran: the report's ``halo_weights``, else the file a halo
+    run named in its hyperparameters."""
+    for part in parts.values():
+        rep = part["report"]
+        if rep.get("halo_weights"):
+            return rep["halo_weights"]["name"]
+        halo = rep["optimizers"].get("halo")
+        path = halo and halo["runs"] and halo["runs"][0]["hyperparameters"].get("weights")
+        if path:
+            return Path(str(path)).stem
+    return None
+
+
 def paper_markdown(parts: Dict[str, Dict[str, Any]], iterations: Sequence[int],
                    command: Optional[str]) -> str:
     """The whole ``paper.md``."""
     lines = ["# HALO's tables and sparsity ablation, measured with this project's optimizers", ""]
     if command:
         lines += ["Made by:", "", "```sh", command, "```", ""]
+    weights = halo_weights_name(parts)
     lines += ["The shape follows HALO (Li et al., ECCV 2020) Tables 2 and 3 and Fig. 4; the "
-              "numbers are this project's, on this machine. Accuracy: the target test split; "
+              "numbers are this project's, on this machine"
+              + (f" (HALO weights: {weights})" if weights else "") + ". HALO's published numbers "
+              "beside these, and why they differ: [paper-comparison.md](paper-comparison.md). "
+              "Accuracy: the target test split; "
               "loss: mean training loss of the steps since the previous evaluation (nats); J: "
               "training energy (evaluations excluded), cumulative at the iteration. Mean ± std "
               "over seeds. Hand-designed optimizers ran at their best learning rate of the grid "
