@@ -193,7 +193,7 @@ def _run(cfg, sampler, on_point, should_stop, log, progress) -> Dict[str, Any]:
     opt = build_optimizer(cfg.optimizer, cfg.lr, net, cfg.hyperparameters, data_dir=cfg.data_dir)
     # a learned optimizer with a validation level trains on the rest of the split
     xt, yt, validation = hold_out_validation(opt, data.target_train.x, data.target_train.y,
-                                             net.num_classes, cfg.seed)
+                                             net.num_classes, cfg.seed, cfg.steps, spec.batch_size)
     trainer = Trainer(net, opt, probs, seed=cfg.seed, validation=validation)
     meter = sampler.meter
 
@@ -310,7 +310,7 @@ def _run(cfg, sampler, on_point, should_stop, log, progress) -> Dict[str, Any]:
         "peak_rss_mb": peak_rss_mb(),  # this process's peak so far (agent.memory)
         "validation": None if validation is None else {
             "examples_held_out": len(validation), "examples_trained_on": int(yt.shape[0]),
-            "probes": trainer.val_probes,
+            "probes": trainer.val_probes, "planned_epochs": validation.planned_epochs,
             "note": "held out of the target training split for the optimizer's validation level; "
                     "measured probes are inside the training energy"},
         "status": status, "stop_reason": stop_reason,

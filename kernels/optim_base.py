@@ -20,6 +20,8 @@ class StepInfo(NamedTuple):
     held-out validation loss the trainer measured for an optimizer that asked for one
     (``models.train.ValidationProbe``), and the step it was measured before (NaN and
     -1 when there is none); an optimizer reacts once per new ``val_step``.
+    ``planned_epochs``: passes over the distinct training examples the step budget
+    allows (budget steps x batch size / distinct examples; NaN when unknown).
     """
 
     step: int
@@ -30,6 +32,7 @@ class StepInfo(NamedTuple):
     loss: float
     val_loss: float = float("nan")
     val_step: int = -1
+    planned_epochs: float = float("nan")
 
 
 class Optimizer(NamedTuple):

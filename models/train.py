@@ -96,6 +96,10 @@ class ValidationProbe:
         w = (f_train / np.maximum(f_val, 1e-12))[y]
         self.weights = (w / w.sum()).astype(np.float64)
 
+    planned_epochs = math.nan
+    """Passes over the distinct training examples the budget allows (set by
+    :func:`hold_out_validation` when it knows the budget)."""
+
     def __len__(self) -> int:
         return int(self.y.shape[0])
 
@@ -109,15 +113,20 @@ class ValidationProbe:
 
 
 def hold_out_validation(optimizer: Optimizer, x: np.ndarray, y: np.ndarray, num_classes: int,
-                        seed: int) -> Tuple[np.ndarray, np.ndarray, Optional[ValidationProbe]]:
+                        seed: int, steps: Optional[int] = None, batch_size: Optional[int] = None
+                        ) -> Tuple[np.ndarray, np.ndarray, Optional[ValidationProbe]]:
     """``(x_train, y_train, probe)`` for an optimizer that asks for a validation probe in
     its hyperparameters (``"validation": {"fraction", "max_examples", "every"}``),
-    else ``(x, y, None)``: the held-out examples are taken out of training."""
+    else ``(x, y, None)``: the held-out examples are taken out of training.  With the
+    step budget and batch size, the probe also carries ``planned_epochs``."""
     want = optimizer.hyperparameters.get("validation")
     if not want:
         return x, y, None
     tr, va = validation_split(x, y, float(want["fraction"]), int(want["max_examples"]), seed)
     probe = ValidationProbe(x[va], y[va], y[tr], num_classes, int(want["every"]))
+    if steps and batch_size:
+        distinct = int(np.unique(example_groups(x)[tr]).size)
+        probe.planned_epochs = float(steps) * min(int(batch_size), tr.size) / max(1, distinct)
     return x[tr], y[tr], probe
 
 
@@ -185,7 +194,8 @@ class Trainer:
             lo, hi = net.layer_ranges[first][0], net.layer_ranges[last][1]
             info = StepInfo(step=step, progress=progress, count=int(self.counts[first]),
                             lo=lo, hi=hi, loss=loss, val_loss=self.val_loss,
-                            val_step=self.val_step)
+                            val_step=self.val_step,
+                            planned_epochs=math.nan if probe is None else probe.planned_epochs)
             self.optimizer.update(p[lo:hi], g[lo:hi], slice_state(self.state, lo, hi), info)
         t2 = time.perf_counter()
         self.seconds["forward_backward"] += t1 - t0

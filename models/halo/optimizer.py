@@ -185,6 +185,7 @@ def make_halo(lr: Optional[float] = None, *, weights: Union[None, str, Path, Hal
         lr = base_lr
         sched = run["sched"]
         if sched is not None:  # the validation level's global offset (halo-v3 on)
+            sched.begin(info.planned_epochs)
             sched.observe(info.val_loss, info.val_step)
             lr = base_lr * sched.factor
         if ctrl.uniform:  # one lr and gain for the whole segment (halo-v0)

@@ -10,13 +10,17 @@ trainer can hold out a few examples of the target's training split
 log learning-rate offset ``s``, the same for every tensor::
 
     s_0 = start
+    s_0 = start + epochs_coef * clip(log E, -3, 6)   (E: planned epochs, when known)
     at each new probe with loss L, best B (lowest so far, before this probe):
         r = log(L / B)
         r <  0:  s <- min(s + up, s_max)                 (still improving: speed up)
         r >= 0:  s <- s - down * min(1, r / tol)         (worse: slow down, in proportion)
     lr_k <- lr_k * exp(s)
 
-``start``, ``up``, ``down``, ``tol`` and ``s_max`` are meta-learned
+``E`` is how many passes over the distinct training examples the step budget allows
+(``StepInfo.planned_epochs``): the risk of overfitting a small split grows with it,
+and it is known before the first step.
+``start``, ``up``, ``down``, ``tol``, ``s_max`` and ``epochs_coef`` are meta-learned
 (``models.metatrain.space``: ``val.*``); ``fraction``, ``max_examples`` and ``every``
 fix the probe.  Cost: a forward pass over the probe every ``every`` steps (counted
 in the training energy) and O(1) arithmetic per step.  Weights without this level
@@ -40,6 +44,7 @@ class ValidationLevel(NamedTuple):
     fraction: float = 0.1
     max_examples: int = 512
     every: int = 25
+    epochs_coef: float = 0.0
 
     def probe(self) -> Dict[str, Any]:
         """What the trainer needs: ``{"fraction", "max_examples", "every"}``."""
@@ -66,7 +71,8 @@ def level_from_mapping(d: Mapping[str, Any], where: str) -> ValidationLevel:
         if not ok:
             raise ValueError(f"{where}: validation {name} = {getattr(lv, name)!r} is out of range")
     return lv._replace(start=float(lv.start), up=float(lv.up), down=float(lv.down),
-                       tol=float(lv.tol), s_max=float(lv.s_max), fraction=float(lv.fraction),
+                       epochs_coef=float(lv.epochs_coef), tol=float(lv.tol),
+                       s_max=float(lv.s_max), fraction=float(lv.fraction),
                        max_examples=int(lv.max_examples), every=int(lv.every))
 
 
@@ -79,6 +85,15 @@ class ValidationSchedule:
         self.best = math.inf
         self.seen = -1
         self.probes = 0
+        self.started = False
+
+    def begin(self, planned_epochs: float) -> None:
+        """Once, at the first step: the offset's dependence on the planned epochs."""
+        if self.started:
+            return
+        self.started = True
+        if self.level.epochs_coef != 0.0 and math.isfinite(planned_epochs) and planned_epochs > 0:
+            self.s += self.level.epochs_coef * min(6.0, max(-3.0, math.log(planned_epochs)))
 
     @property
     def factor(self) -> float:

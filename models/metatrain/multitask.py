@@ -99,7 +99,8 @@ class TaskUnroll:
         w = self.space.weights(x)
         probs = layer_probabilities(w.update_probabilities, net.n_layers)
         opt = make_halo(weights=w, kernel="elementwise", layout=net_layout(net))
-        xt, yt, probe = hold_out_validation(opt, task.x_train, task.y_train, net.num_classes, seed)
+        xt, yt, probe = hold_out_validation(opt, task.x_train, task.y_train, net.num_classes, seed,
+                                            task.horizon, task.batch_size)
         trainer = Trainer(net, opt, probs, seed=seed, validation=probe)
         _, l0 = net.evaluate(task.x_val, task.y_val)
         every = max(1, task.horizon // max(1, self.probes))

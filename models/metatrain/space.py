@@ -19,10 +19,11 @@ the start (``halo-v0`` with the configured probabilities).  Coordinates:
   probability; the result is kept in ``[P_MIN, 1]``;
 - ``mlp2.w_g``, ``mlp2.w_m``, ``mlp2.b``, ``mlp2.delta``, ``mlp2.mu``: the same for the
   second mirror pair (zero in halo-v0..v2: switched off until a coordinate moves it);
-- ``val.start``, ``val.s_max``: added to the validation level's start and ceiling of the
-  log-lr offset; ``val.up``, ``val.down``, ``val.tol``: added to their logarithms
-  (``models.halo.schedule``).  A space with any ``val.*`` coordinate gives its weights a
-  validation level (the start weights' own, or ``VAL_START``).
+- ``val.start``, ``val.s_max``, ``val.epochs_coef``: added to the validation level's
+  start and ceiling of the log-lr offset and to its planned-epochs coefficient;
+  ``val.up``, ``val.down``, ``val.tol``: added to their logarithms
+  (``models.halo.schedule``).  A space with any ``val.*`` coordinate gives its weights
+  a validation level (the start weights' own, or ``VAL_START``).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ _MLP = {"mlp.w_g": ("w", (0, 0)), "mlp.w_m": ("w", (0, 1)), "mlp.b": ("b", (0,))
 _MLP.update({"mlp2.w_g": ("w", (1, 0)), "mlp2.w_m": ("w", (1, 1)), "mlp2.b": ("b", (1,)),
              "mlp2.delta": ("delta", (1,)), "mlp2.mu": ("mu", (1,))})
 _THIRDS = ("p.first", "p.middle", "p.last")
-_VAL_LINEAR = ("val.start", "val.s_max")
+_VAL_LINEAR = ("val.start", "val.s_max", "val.epochs_coef")
 _VAL_LOG = ("val.up", "val.down", "val.tol")
 VAL_START = ValidationLevel(start=0.0, up=0.05, down=0.5, tol=0.05, s_max=0.0,
                             fraction=0.1, max_examples=256, every=25)
@@ -142,7 +143,7 @@ class MetaSpace:
         out.update(beta1=round(w.beta1, 5), beta2=round(w.beta2, 6))
         if w.validation is not None:
             out.update({f"val_{k}": round(float(getattr(w.validation, k)), 5)
-                        for k in ("start", "up", "down", "tol", "s_max")})
+                        for k in ("start", "up", "down", "tol", "s_max", "epochs_coef")})
         return out
 
 

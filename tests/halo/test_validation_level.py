@@ -223,3 +223,31 @@ def test_adapt_with_a_validation_level_reports_the_held_out_split(tmp_path, monk
     assert v["probes"] == 3 and v["examples_trained_on"] > v["examples_held_out"]
     assert r["hyperparameters"]["validation"]["every"] == 10
     assert r["status"] == "succeeded"
+
+
+def test_planned_epochs_set_the_start_offset():
+    lv = ValidationLevel(start=-0.5, epochs_coef=-0.4)
+    s = ValidationSchedule(lv)
+    s.begin(math.e ** 2)   # two e-folds of passes over the data
+    assert s.s == pytest.approx(-0.5 - 0.8)
+    s.begin(1.0)           # only once
+    assert s.s == pytest.approx(-1.3)
+    far = ValidationSchedule(lv)
+    far.begin(1e9)         # clipped at log E = 6
+    assert far.s == pytest.approx(-0.5 - 2.4)
+    unknown = ValidationSchedule(lv)
+    unknown.begin(math.nan)
+    assert unknown.s == -0.5
+
+
+def test_hold_out_validation_counts_distinct_examples_for_planned_epochs():
+    x, y = _oversampled()  # 44 distinct examples, 80 rows
+    opt = make_halo(weights=load_weights()._replace(validation=ValidationLevel(fraction=0.25)))
+    _, yt, probe = hold_out_validation(opt, x, y, 2, seed=0, steps=100, batch_size=8)
+    from models.train import example_groups as groups
+
+    tr, _ = validation_split(x, y, 0.25, 512, 0)
+    distinct = np.unique(groups(x)[tr]).size
+    assert probe.planned_epochs == pytest.approx(100 * 8 / distinct)
+    _, _, no_budget = hold_out_validation(opt, x, y, 2, seed=0)
+    assert math.isnan(no_budget.planned_epochs)
