@@ -53,6 +53,9 @@ class Download:
     save_as: str | None = None
     extract: Tuple[Tuple[str, str, str | None], ...] = ()
     convert: str | None = None
+    #: ``(basename, digest)`` of an archive inside the download that holds the members
+    #: (UCI's newer zips wrap the dataset's own zip); it is verified before use.
+    inner: Tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -208,6 +211,48 @@ _GSAD_DOWNLOADS = (
     ),
 )
 
+# --- UCI HAR (human activity recognition using smartphones), UCI 240 ---------------------
+# Plain digests of the label files: the shared copy decompressed (their gzip forms are in
+# the shared SHA256SUMS).  The feature files have no published digest of their own; they
+# are covered by the verified outer and inner archives.
+_HAR_PLAIN = {
+    "train/y_train.txt": "sha256:415b3357e2e2d5e70a45c781947c6bdd80e0410a579d862eedcd6bbce3c694ef",
+    "train/subject_train.txt":
+        "sha256:66e1e2fbe9b396fa5155f531dc3348c803f503be663e2318772d49947db9153a",
+    "test/y_test.txt": "sha256:2a94cb53ca46b956c1b2aebd4a09a72badd8a8e9ea9cdfe9f31b3306a08666bb",
+    "test/subject_test.txt":
+        "sha256:63b8c577f4a85431c06bd87f6384608c90a9f72f05c7956dd21255dc63515c07",
+}
+_HAR_GZ = {
+    "train/y_train.txt.gz": "sha256:aaf87bd71bdf73ac95133f15ee61ea7779cd6d9bf4c46cf93a06f796df43404b",
+    "train/subject_train.txt.gz":
+        "sha256:d42f7bfbc3ea3029f1c19b6071246051efb0ad42374aa12848134edea4c248c6",
+    "test/y_test.txt.gz": "sha256:17bc6588bd4faea64558b0697197e8094fbdbba7be31d5b6d872525ca3d14b83",
+    "test/subject_test.txt.gz":
+        "sha256:0a4718381415fbbac5fd6fa65a376fcc23239e06625d76a37e72f147c3392276",
+}
+_HAR_KEYS = (("x_train", "train/X_train.txt"), ("y_train", "train/y_train.txt"),
+             ("subject_train", "train/subject_train.txt"), ("x_test", "test/X_test.txt"),
+             ("y_test", "test/y_test.txt"), ("subject_test", "test/subject_test.txt"))
+_HAR_FILES = tuple(
+    FileSpec(key, (name + ".gz", name),
+             {k: v for k, v in ((name, _HAR_PLAIN.get(name)), (name + ".gz", _HAR_GZ.get(name + ".gz")))
+              if v}, required=not key.startswith("subject"))
+    for key, name in _HAR_KEYS
+)
+_HAR_DOWNLOADS = (
+    Download(
+        "https://archive.ics.uci.edu/static/public/240/"
+        "human+activity+recognition+using+smartphones.zip",
+        # Digests of the archive and of the zip inside it as published by independent
+        # users of the UCI archive (not checked here: no network at run time).
+        "sha256:c00b803081a5c797cd5e4b83700a9810b38d53d9d84e01917e090e1fdbc81031",
+        inner=("UCI HAR Dataset.zip",
+               "sha256:2045e435c955214b38145fb5fa00776c72814f01b203fec405152dac7d5bfeb0"),
+        extract=tuple((name.rsplit("/", 1)[1], name, _HAR_PLAIN.get(name)) for _, name in _HAR_KEYS),
+    ),
+)
+
 # --- CIFAR-10 binary version -----------------------------------------------------------
 _CIFAR_PLAIN = {
     1: "sha256:cee916563c9f80d84e3cc88e17fdc0941787f1244f00a67874d45b261883ada5",
@@ -276,6 +321,9 @@ CATALOGUE: Dict[str, DatasetInfo] = {
                     "Gas sensor array drift at different concentrations (UCI 270)",
                     _GSAD_FILES, _GSAD_DOWNLOADS,
                     "https://archive.ics.uci.edu/dataset/270", "CC BY 4.0", min_present=1),
+        DatasetInfo("har", "har", "UCI HAR smartphones, 561 features (UCI 240)", _HAR_FILES,
+                    _HAR_DOWNLOADS, "https://archive.ics.uci.edu/dataset/240", "CC BY 4.0",
+                    min_present=4),
         DatasetInfo("cifar10", "cifar10", "CIFAR-10, binary version", _CIFAR_FILES,
                     _CIFAR_DOWNLOADS, "https://www.cs.toronto.edu/~kriz/cifar.html",
                     "no explicit license; cite the tech report", min_present=6),

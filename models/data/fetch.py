@@ -160,6 +160,8 @@ def _from_upstream(info: DatasetInfo, folder: Path, force: bool, timeout_s: floa
                        progress=progress)
         if dl.extract:
             try:
+                if dl.inner:
+                    tmp = _inner_archive(tmp, dl, folder)
                 _extract(tmp, dl, wanted, folder, report)
             finally:
                 tmp.unlink(missing_ok=True)
@@ -211,6 +213,23 @@ def _open_archive(archive: Path) -> Tuple[Any, Dict[str, Callable[[], IO[bytes]]
         raise FetchError(f"{archive.name}: cannot read archive ({e})") from e
 
 
+def _inner_archive(outer: Path, dl: Download, folder: Path) -> Path:
+    """The verified archive ``dl.inner`` names inside ``outer`` (deleted here)."""
+    name, digest = dl.inner  # type: ignore[misc]
+    label = f"{name} in {dl.url}"
+    try:
+        handle, members = _open_archive(outer)
+        with handle:
+            if name not in members:
+                raise FetchError(f"{label}: not in the archive")
+            with members[name]() as src:
+                return copy_verified(src, folder, name, digest, label=label)
+    except _ARCHIVE_ERRORS as e:
+        raise FetchError(f"cannot extract {label}: {e}") from e
+    finally:
+        outer.unlink(missing_ok=True)
+
+
 def _extract(archive: Path, dl: Download, wanted: List[str], folder: Path,
              report: FetchReport) -> None:
     handle, members = _open_archive(archive)
@@ -223,10 +242,12 @@ def _extract(archive: Path, dl: Download, wanted: List[str], folder: Path,
                 report.unavailable.append(f"{stored}: not in {dl.url}")
                 continue
             label = f"{basename} in {dl.url}"
+            dest = folder / stored  # may sit in a subfolder (har/train/X_train.txt)
+            dest.parent.mkdir(parents=True, exist_ok=True)
             try:
                 with members[basename]() as src:
-                    tmp = copy_verified(src, folder, stored, digest, label=label)
+                    tmp = copy_verified(src, dest.parent, dest.name, digest, label=label)
             except _ARCHIVE_ERRORS as e:
                 raise FetchError(f"cannot extract {label}: {e}") from e
-            install(tmp, folder / stored)
+            install(tmp, dest)
             report.installed.append(stored)

@@ -10,6 +10,7 @@ import numpy as np
 
 from .cifar import load_cifar10
 from .gsad import load_gsad
+from .har import load_har
 from .lazy import StandardizedImages, lookup_table
 from .mnist import ImageSet, load_idx_dataset
 from .paths import PathLike, resolve_data_dir
@@ -92,6 +93,8 @@ def load_task(name: str, data_dir: PathLike | None = None, *, seed: int = 0) -> 
         return _thyroid(spec, root, seed)
     if spec.dataset == "gsad":
         return _gsad(spec, root, seed)
+    if spec.dataset == "har":
+        return _har(spec, root, seed)
     raise AssertionError(f"no builder for dataset {spec.dataset!r}")  # registry bug
 
 
@@ -179,6 +182,20 @@ def _gsad(spec: TaskSpec, root: Path, seed: int) -> TaskData:
         notes.append(f"{role} gases {_join(classes)}: {len(y)} samples -> "
                      f"{len(train[1])} train / {len(test[1])} test")
     return _tabular(spec, parts, unique_src, notes, seed, root)
+
+
+def _har(spec: TaskSpec, root: Path, seed: int) -> TaskData:
+    har = load_har(root)
+    parts, notes = {}, ["official UCI HAR train/test files (split by subject), filtered by class"]
+    for role, classes in (("source", spec.source_classes), ("target", spec.target_classes)):
+        split = []
+        for part in ("train", "test"):
+            idx, y = select_classes(har[part].y, classes)
+            split.append((har[part].x[idx], y))
+        parts[role] = tuple(split)
+        notes.append(f"{role} activities {_join(classes)}: {len(split[0][1])} train / "
+                     f"{len(split[1][1])} test windows")
+    return _tabular(spec, parts, parts["source"][0][0], notes, seed, root)
 
 
 def _synthetic(spec: TaskSpec, seed: int) -> TaskData:

@@ -13,6 +13,7 @@ from typing import Any, Dict, List, Tuple
 from .cifar import CIFAR10_CLASSES
 from .errors import UnknownTask
 from .gsad import GAS_NAMES
+from .har import ACTIVITIES
 from .mnist import FASHION_CLASSES, MNIST_CLASSES
 from .synthetic import DOMAIN_CLASSES, GLYPH_NAMES
 from .thyroid import TDD_CLASSES
@@ -101,6 +102,9 @@ def _build_registry() -> Dict[str, TaskSpec]:
                       "A (gas ids 4, 5, 6)", "B (gas ids 1, 2, 3)", "mlp", (128,),
                       "gas sensor drift (UCI 270, 128 features; 75/25 stratified split "
                       "per domain over the batches present)")
+    specs += _ab_pair("har", "har", (1, 3, 5), (0, 2, 4), ACTIVITIES, "A", "B", "mlp", (561,),
+                      "UCI HAR smartphones (HALO's SP, 561 features; official split by "
+                      "subject)")
     specs += _ab_pair("synthetic", "synthetic", DOMAIN_CLASSES["A"], DOMAIN_CLASSES["B"],
                       GLYPH_NAMES, "A (bold noisy glyphs)", "B (thin clean glyphs)",
                       "cnn-a", (28, 28, 1),

@@ -17,8 +17,10 @@ def test_list_shared(shared_data: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert f"data directory: {shared_data.resolve()} (from argument)" in out
     lines = {ln.split()[0]: ln.split()[1] for ln in out.splitlines()
              if ln and not ln.startswith(" ") and len(ln.split()) == 3}
+    # har: the shared copy has UCI HAR's labels but not its feature files
     assert lines == {"cifar10": "partial", "fashion-mnist": "present", "gsad": "partial",
-                     "mnist": "present", "thyroid": "present"}
+                     "har": "missing", "mnist": "present", "thyroid": "present"}
+    assert "missing  train/X_train.txt.gz or train/X_train.txt" in out
     assert "partial  test_batch_first1000.bin.gz" in out
     assert "missing  batch7.dat.gz or batch7.dat (optional)" in out
     assert "from: https://ossci-datasets.s3.amazonaws.com/mnist/train-images-idx3-ubyte.gz" \
@@ -33,7 +35,7 @@ def test_list_json_empty_dir_and_mirror(tmp_path: Path,
     inv = json.loads(capsys.readouterr().out)
     assert inv["data_dir"] == str(tmp_path) and inv["mirror"] is None
     assert {d["name"]: d["status"] for d in inv["datasets"]} == dict.fromkeys(
-        ["cifar10", "fashion-mnist", "gsad", "mnist", "thyroid"], "missing")
+        ["cifar10", "fashion-mnist", "gsad", "har", "mnist", "thyroid"], "missing")
     gsad = next(d for d in inv["datasets"] if d["name"] == "gsad")
     assert gsad["sources"][0].startswith("https://archive.ics.uci.edu/")
     assert gsad["files"][6] == {"key": "batch7", "status": "missing", "required": False,

@@ -22,7 +22,7 @@ from models.data.mnist import load_idx_dataset
 from models.data.thyroid import load_thyroid
 
 ALL = {"mnist-a", "mnist-b", "fashion-a", "fashion-b", "cifar10-a", "cifar10-b",
-       "tdp-female", "tdp-male", "gsad-a", "gsad-b", "synthetic-a", "synthetic-b"}
+       "tdp-female", "tdp-male", "gsad-a", "gsad-b", "har-a", "har-b", "synthetic-a", "synthetic-b"}
 EVEN, ODD = (0, 2, 4, 6, 8), (1, 3, 5, 7, 9)
 
 
