@@ -9,10 +9,12 @@ per optimizer trains the source model on the target training set for the task's
 horizon at each learning rate of ``LR_GRID`` (batch order seed 0, one thread) and
 records the held-out loss and accuracy every tenth of the horizon.  The best rate is
 the one with the highest final held-out accuracy (ties: the lower final loss), as the
-evaluation tunes baselines; ``best_step_fraction`` says where along the horizon that
-rate's held-out loss was lowest (below 1: training longer overfits).  The summary gives
-each family's best rates, to show whether the pool covers tasks whose best step is
-~100x smaller than on MNIST.
+evaluation tunes baselines; ``loss_rise`` is a run's final held-out loss over the
+lowest along the run (``OVERFIT_RISE`` or more: training for the whole horizon
+overfits) and ``best_step_fraction`` where along the horizon that lowest loss was.  The
+summary gives each family's best rates and overfitting tasks, to show whether the pool
+covers tasks whose best step is ~100x smaller than on MNIST and tasks where training
+longer hurts.
 
 Writes OUT/report.json (spec, machine, build time, per-task details and sweep) and
 OUT/tasks.md (the table docs/metatrain.md shows).  Nothing here reads an evaluation
@@ -39,6 +41,7 @@ from models.train import Trainer, batch_indices
 
 LR_GRID = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 EVALS = 10
+OVERFIT_RISE = 1.1
 
 
 def _finite(v: float):
@@ -63,13 +66,15 @@ def sweep_task(task: MetaTask, optimizer: str, lrs: Sequence[float]) -> Dict[str
         losses = [c[0] if math.isfinite(c[0]) else math.inf for c in curve]
         runs.append({"lr": lr, "final_loss": _finite(losses[-1]), "final_accuracy": curve[-1][1],
                      "best_step_fraction": int(np.argmin(losses)) / (len(losses) - 1),
+                     "loss_rise": _finite(round(losses[-1] / max(min(losses), 1e-12), 4)),
                      "loss_curve": [_finite(round(v, 5)) for v in losses],
                      "accuracy_curve": [round(c[1], 4) for c in curve]})
     best = max(runs, key=lambda r: (r["final_accuracy"],
                                     -math.inf if r["final_loss"] is None else -r["final_loss"]))
     return {"best_lr": best["lr"], "best_final_loss": best["final_loss"],
             "best_final_accuracy": best["final_accuracy"],
-            "best_step_fraction": best["best_step_fraction"], "runs": runs}
+            "best_step_fraction": best["best_step_fraction"], "best_loss_rise": best["loss_rise"],
+            "runs": runs}
 
 
 def _row(task: MetaTask, sweep: Dict[str, Any]) -> str:
@@ -82,16 +87,16 @@ def _row(task: MetaTask, sweep: Dict[str, Any]) -> str:
              f"{d['source_accuracy']:.3f}", "" if acc0 is None else f"{acc0:.3f}"]
     for opt in ("adam", "momentum"):
         s = sweep.get(opt)
-        cells.append("" if s is None else
-                     f"{s['best_lr']:g} ({s['best_final_accuracy']:.3f}, {s['best_step_fraction']:.1f})")
+        rise = "diverged" if s is None or s["best_loss_rise"] is None else f"{s['best_loss_rise']:.2f}"
+        cells.append("" if s is None else f"{s['best_lr']:g} ({s['best_final_accuracy']:.3f}, {rise})")
     return "| " + " | ".join(cells) + " |"
 
 
 def write_table(tasks: List[MetaTask], sweeps: Dict[str, Dict[str, Any]], path: Path) -> None:
     """The pool as a Markdown table."""
     head = ("| task | model | what | train rows (max:min class) | held-out rows | horizon | batch "
-            "| source acc. | target acc. before | Adam best lr (acc., best at) "
-            "| SGD-momentum best lr (acc., best at) |")
+            "| source acc. | target acc. before | Adam: best lr (held-out acc., loss rise) "
+            "| SGD-momentum: best lr (held-out acc., loss rise) |")
     lines = [head, "|" + "---|" * 11]
     lines += [_row(t, sweeps.get(t.name, {})) for t in tasks]
     path.write_text("\n".join(lines) + "\n")
@@ -99,17 +104,19 @@ def write_table(tasks: List[MetaTask], sweeps: Dict[str, Dict[str, Any]], path: 
 
 def summary(tasks: List[MetaTask], sweeps: Dict[str, Dict[str, Any]], opts: Sequence[str]
             ) -> Dict[str, Any]:
-    """Per family and optimizer: the best rates and how many tasks overfit (best held-out
-    loss before the end of the horizon)."""
+    """Per family and optimizer: the best rates, and the tasks whose best rate overfits
+    (final held-out loss >= ``OVERFIT_RISE`` x its lowest along the run)."""
     out: Dict[str, Any] = {}
     for fam in sorted({t.family for t in tasks}):
         names = [t.name for t in tasks if t.family == fam]
         for opt in opts:
             best = [sweeps[n][opt] for n in names]
             lrs = sorted(b["best_lr"] for b in best)
+            overfit = [n for n, b in zip(names, best)
+                       if b["best_loss_rise"] is None or b["best_loss_rise"] >= OVERFIT_RISE]
             out[f"{fam}/{opt}"] = {"best_lrs": lrs, "median_best_lr": lrs[len(lrs) // 2],
-                                   "overfit_tasks": sum(b["best_step_fraction"] < 1 for b in best),
-                                   "tasks": len(best)}
+                                   "tasks_best_lr_at_most_1e-4": sum(lr <= 1e-4 for lr in lrs),
+                                   "overfit_tasks": overfit, "tasks": len(best)}
     return out
 
 
