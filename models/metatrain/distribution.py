@@ -155,7 +155,8 @@ _RULES: List[Tuple[str, str, Any, Any]] = [
     ("mnist.val_per_class", "int", 5, 500), ("mnist.batch_size", "int", 1, 4096),
     ("mnist.source_steps", "int", 1, 1000000),
     ("tabular.tasks", "int", 0, 1000), ("tabular.archs", "choices", None, ["mlp", "mlp-deep"]),
-    ("tabular.dims", "pair", 1, 4096), ("tabular.classes", "pair", 2, 20),
+    # a random 2-layer teacher cannot make 10 classes of 2-3 latent dimensions: dims >= 4
+    ("tabular.dims", "pair", 4, 4096), ("tabular.classes", "pair", 2, 10),
     ("tabular.max_imbalance", "number", 1.0, 1000.0),
     ("tabular.max_label_noise", "number", 0.0, 0.5),
     ("tabular.scale_decades", "number", 0.0, 10.0),

@@ -146,8 +146,10 @@ class _Teacher:
                 if (have >= counts).all():
                     break
             else:
-                raise ValueError(f"tabular teacher: class frequencies {have.tolist()} cannot "
-                                 f"reach the counts {counts.tolist()} (data_seed {self.seed})")
+                raise ValueError(f"tabular teacher (data_seed {self.seed}): its class frequencies "
+                                 f"{have.tolist()} cannot reach the counts {counts.tolist()} with "
+                                 f"{self.d} dimensions and {self.k} classes; lower the spec's "
+                                 "tabular.classes or raise tabular.dims")
             z = np.concatenate([np.concatenate(p) for p in z_parts])
             y = np.repeat(np.arange(self.k), counts)
         order = rng.permutation(len(y))
