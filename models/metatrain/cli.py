@@ -23,6 +23,12 @@ def add_command(sub) -> None:
     p.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
     p.add_argument("--workers", type=positive_int, default=None,
                    help="worker processes for the ES unrolls (default: the config's es.workers)")
+    p.add_argument("--backend", choices=["process", "ray"], default="process",
+                   help="where the ES unrolls run: a local process pool (default) or Ray "
+                        "(pip install 'halo-agent[ray]'); the result is the same on either")
+    p.add_argument("--address", default=None,
+                   help="with --backend ray: the cluster to join (e.g. ray://HOST:10001 or "
+                        "auto; default: start a local instance with --workers CPUs)")
     p.add_argument("--no-eval", action="store_true", help="stop after writing the weights")
     p.add_argument("--measure-costs", action="store_true",
                    help="only measure and print the per-mask step cost table of the config's "
@@ -31,6 +37,7 @@ def add_command(sub) -> None:
 
 
 def cmd_meta_train(args) -> int:
+    from agent.errors import ConfigError
     from models.data.paths import resolve_data_dir
     from models.metatrain.config import load_config
     from models.metatrain.run import meta_train
@@ -52,8 +59,10 @@ def cmd_meta_train(args) -> int:
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
+    if args.address is not None and args.backend != "ray":
+        raise ConfigError("address", args.address, "used with --backend ray only")
     card = meta_train(cfg, data_dir, out, evaluate=not args.no_eval, progress=True, log=log,
-                      workers=args.workers)
+                      workers=args.workers, backend=args.backend, address=args.address)
     summary = {"weights": str(out / f"{cfg['name']}.npz"),
                "update_probabilities": card["meta_training"]["update_probabilities"],
                "wall_seconds": card["meta_training"]["wall_seconds"],

@@ -27,6 +27,7 @@ from agent.errors import ConfigError
 from agent.progress import ProgressBar
 from models.data import get_task
 from models.halo.weights import card_path, load_weights, save_weights, shipped_versions
+from models.metatrain.backends import close_pool, make_pool
 from models.metatrain.config import load_config
 from models.metatrain.costs import check_table, expected_cost, layer_probabilities, measure_cost_table
 from models.metatrain.es import ESConfig, load_state, run_es
@@ -159,8 +160,13 @@ def plot_meta_loss(history, path: Path) -> Optional[str]:
 
 def meta_train(config, data_dir: Path, out_dir: Path, *, evaluate: bool = True,
                progress: bool = False, log: Optional[Log] = None,
-               workers: Optional[int] = None) -> Dict[str, Any]:
-    """Run (or resume) every stage; returns the model card."""
+               workers: Optional[int] = None, backend: str = "process",
+               address: Optional[str] = None) -> Dict[str, Any]:
+    """Run (or resume) every stage; returns the model card.
+
+    ``backend``: where the unrolls run, ``process`` (a local pool of ``workers``) or
+    ``ray`` (``address``: a cluster; None: a local instance with ``workers`` CPUs); the
+    result does not depend on it (``models.metatrain.backends``)."""
     log = log or (lambda m: None)
     cfg = load_config(config)
     if workers is not None:
@@ -190,15 +196,22 @@ def meta_train(config, data_dir: Path, out_dir: Path, *, evaluate: bool = True,
                 f"{row['meta_loss']:.4f} (min {row['min']:.4f}, max {row['max']:.4f}), "
                 f"expected step cost {row['expected_cost']:.3f}, {row['seconds']:.1f} s")
 
-    st = run_es(unroll, space.zeros(), es_cfg, checkpoint=ck, log_csv=csv_path,
-                on_iteration=on_iteration, describe=describe)
-    bar.close()
-    x = final_point(space, st.history, cfg["average_last"])
-    weights = space.weights(x)
-    plot_note = plot_meta_loss(st.history, out_dir / "meta-loss.png")
-    card = model_card(cfg, space, x, st.history, unroll, n_layers, plot_note)
-    if cfg["distribution"] is not None:
-        card["meta_validation"] = meta_validate(unroll, x, cfg["meta_validation"], log)
+    pool = make_pool(backend, es_cfg.workers, address)
+    try:
+        if backend == "ray":
+            log(f"unrolls on Ray: {pool.cpus} CPUs")
+        st = run_es(unroll, space.zeros(), es_cfg, checkpoint=ck, log_csv=csv_path,
+                    on_iteration=on_iteration, describe=describe, pool=pool)
+        bar.close()
+        x = final_point(space, st.history, cfg["average_last"])
+        weights = space.weights(x)
+        plot_note = plot_meta_loss(st.history, out_dir / "meta-loss.png")
+        card = model_card(cfg, space, x, st.history, unroll, n_layers, plot_note)
+        card["meta_training"]["backend"] = backend
+        if cfg["distribution"] is not None:
+            card["meta_validation"] = meta_validate(unroll, x, cfg["meta_validation"], log, pool)
+    finally:
+        close_pool(pool)
     wpath = out_dir / f"{cfg['name']}.npz"
     old_eval = None
     if card_path(wpath).exists():
@@ -216,15 +229,16 @@ def meta_train(config, data_dir: Path, out_dir: Path, *, evaluate: bool = True,
     return card
 
 
-def meta_validate(unroll, x: np.ndarray, mv: Dict[str, Any], log: Log) -> Dict[str, Any]:
+def meta_validate(unroll, x: np.ndarray, mv: Dict[str, Any], log: Log,
+                  pool: Optional[Any] = None) -> Dict[str, Any]:
     """Held-out tasks of the distribution: the meta-loss at the start (x = 0) and at ``x``."""
     from dataclasses import replace
 
     from models.metatrain.multitask import evaluate_tasks
 
     val = replace(unroll, validation_tasks=True)
-    start = evaluate_tasks(val, np.zeros_like(x), mv["seeds_per_task"])
-    final = evaluate_tasks(val, x, mv["seeds_per_task"])
+    start = evaluate_tasks(val, np.zeros_like(x), mv["seeds_per_task"], pool)
+    final = evaluate_tasks(val, x, mv["seeds_per_task"], pool)
     log(f"meta-validation on {len(final['per_task'])} held-out tasks: meta-loss "
         f"{start['meta_loss']:.4f} at the start, {final['meta_loss']:.4f} meta-trained")
     return {"tasks": sorted(final["per_task"]), "seeds_per_task": mv["seeds_per_task"],
