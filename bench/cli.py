@@ -131,6 +131,34 @@ def add_commands(subparsers) -> None:
 
     add_fit_commands(sub)
 
+    pub = sub.add_parser("publish", help="regenerate every published number (README, docs/results)",
+                         description="Run every benchmark the README and docs cite, write each "
+                                     "report under --out and OUT/published.md, and rewrite the "
+                                     "README's measured table from the reports.")
+    pub.add_argument("--out", type=Path, default=Path("docs/results"),
+                     help="folder of the reports (default: docs/results)")
+    pub.add_argument("--quick", action="store_true",
+                     help="a few steps on the synthetic task: checks the pipeline, numbers mean "
+                          "nothing, README untouched")
+    pub.add_argument("--readme", type=Path, default=Path("README.md"),
+                     help="README whose published table to rewrite (default: README.md)")
+    pub.add_argument("--only", type=split_list, default=None,
+                     help="comma-separated steps: adapt-mnist-a, adapt-tdp-female, "
+                          "compare-mnist-a, paper, kernels (default: all)")
+    pub.add_argument("--data-dir", default=None,
+                     help="data directory (default: $HALO_DATA_DIR or ~/.local/share/halo-agent)")
+    pub.set_defaults(func=cmd_publish)
+
+
+def cmd_publish(args) -> int:
+    """``bench publish``: run the published benchmarks and write their table."""
+    from bench.publish import run_publish
+
+    res = run_publish(args.out, args.data_dir, quick=args.quick,
+                      readme=None if args.quick else args.readme, only=args.only, log=_log)
+    print(f"wrote {len(res['rows'])} rows to {Path(res['out']) / 'published.md'}")
+    return 0
+
 
 def _command(args) -> str:
     argv = getattr(args, "_argv", None)
