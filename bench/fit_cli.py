@@ -81,13 +81,17 @@ def add_fit_commands(sub) -> None:
 
 
 def _finish(report, args, module) -> int:
+    command = _command(args)
     if args.out is not None:
-        files = module.write(report, args.out, _command(args))
-        print("wrote " + ", ".join(str(f) for f in files), file=sys.stderr)
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "report.json").write_text(json.dumps(dict(report, command=command), indent=1)
+                                              + "\n")
+        (args.out / "report.md").write_text(module.markdown(report, command))
+        print(f"wrote {args.out / 'report.json'}, {args.out / 'report.md'}", file=sys.stderr)
     if args.json:
         print(json.dumps(report))
     else:
-        print(module.markdown(report, _command(args)))
+        print(module.markdown(report, command))
     return 0
 
 

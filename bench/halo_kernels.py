@@ -21,8 +21,6 @@ per-round ratios, never an absolute time compared across runs:
 from __future__ import annotations
 
 import json
-import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -31,6 +29,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from bench.compare import machine_info
 from kernels.optim_base import StepInfo
 from kernels.optimizers import adam
 from kernels.sparsity import parse_sparsity
@@ -186,9 +185,7 @@ def run_kernels(weights: Sequence[Path], sizes: Sequence[int] = SIZES,
     w_step = step_weights if step_weights is not None else load_weights_path()
     return {"updates": updates, "steps": steps, "sparse_vs_dense": sparse,
             "step_weights": weights_label(w_step), "threads": 1, "rounds": rounds,
-            "machine": {"platform": platform.platform(), "machine": platform.machine(),
-                        "python": platform.python_version(), "numpy": np.__version__,
-                        "cpus": os.cpu_count()}}
+            "machine": machine_info()}
 
 
 def load_weights_path() -> Path:
@@ -231,10 +228,3 @@ def markdown(report: Dict[str, Any], command: str) -> str:
                   f"sparse / dense = {sp['ratio']:.2f}."]
     return "\n".join(lines) + "\n"
 
-
-def write(report: Dict[str, Any], out: Path, command: str) -> List[Path]:
-    out.mkdir(parents=True, exist_ok=True)
-    files = [out / "report.json", out / "report.md"]
-    files[0].write_text(json.dumps(dict(report, command=command), indent=1) + "\n")
-    files[1].write_text(markdown(report, command))
-    return files

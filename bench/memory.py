@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -134,13 +133,11 @@ def run_memory(data_dir: Path, cases: Sequence[Tuple[str, Optional[str]]], optim
                 f"{daemon['adapting_peak_mb']} MB")
         except ImportError as e:
             daemon = {"skipped": f"needs the bench extra ({e})"}
-    import numpy as np
+    from bench.compare import machine_info
 
     return {"unit": "MB (2^20 bytes)", "optimizer": optimizer, "steps": steps, "runs": rows,
             "daemon": daemon,
-            "machine": {"platform": platform.platform(), "machine": platform.machine(),
-                        "python": platform.python_version(), "numpy": np.__version__,
-                        "cpus": os.cpu_count()},
+            "machine": machine_info(),
             "definitions": {
                 "peak_rss_mb": "getrusage ru_maxrss of a fresh `halo-agent adapt` process (its "
                                "report's peak_rss_mb): the /usr/bin/time -v figure; source "
@@ -150,6 +147,7 @@ def run_memory(data_dir: Path, cases: Sequence[Tuple[str, Optional[str]]], optim
 
 
 def markdown(report: Dict[str, Any], command: str) -> str:
+    """The report as Markdown: the table, the daemon, the definitions, the command."""
     m = report["machine"]
     lines = ["# Peak memory (RSS) of halo-agent", "",
              f"Command: `{command}`", "",
@@ -176,10 +174,3 @@ def markdown(report: Dict[str, Any], command: str) -> str:
     lines += ["", "Definitions:", ""] + [f"- `{k}`: {v}" for k, v in report["definitions"].items()]
     return "\n".join(lines) + "\n"
 
-
-def write(report: Dict[str, Any], out: Path, command: str) -> List[Path]:
-    out.mkdir(parents=True, exist_ok=True)
-    files = [out / "report.json", out / "report.md"]
-    files[0].write_text(json.dumps(dict(report, command=command), indent=1) + "\n")
-    files[1].write_text(markdown(report, command))
-    return files
