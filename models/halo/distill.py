@@ -83,20 +83,32 @@ BASE_LR_V0 = 1e-2
 
 
 def collect(data_dir: Path, steps: int = 300, seed: int = 0, task: str = "mnist-a",
-            arch: str = "cnn-a", every: int = 2, log=print) -> Dict[str, np.ndarray]:
+            arch: str = "cnn-a", every: int = 2, log=print, lookahead: bool = False
+            ) -> Dict[str, np.ndarray]:
     """Record features and teacher steps along an Adam trajectory on the task's source split.
 
     Returns ``x`` (R, n, 2) features, ``adam_n`` (R, n) Adam's step at lr 1
     (``m_hat / sigma``), ``teach`` (R, J, n) the teachers' steps, ``bounds`` (T+1,)
-    tensor boundaries; one record every ``every`` steps after the first 10.
+    tensor boundaries; one record every ``every`` steps after the first 10.  With
+    ``lookahead``, also ``teach_loss`` (R, J): the loss on the next batch after each
+    teacher's step alone (what the optimal-choice mechanism chooses by).
     """
     from models.data import load_task
+
+    data = load_task(task, Path(data_dir))
+    return collect_on(data.source_train.x, data.source_train.y, data.spec.input_shape,
+                      data.spec.num_classes, steps=steps, seed=seed, arch=arch, every=every,
+                      log=log, lookahead=lookahead, where=f"{task} source")
+
+
+def collect_on(xs: np.ndarray, ys: np.ndarray, input_shape, num_classes: int, steps: int = 300,
+               seed: int = 0, arch: str = "cnn-a", every: int = 2, log=print,
+               lookahead: bool = False, where: str = "given data") -> Dict[str, np.ndarray]:
+    """:func:`collect` on arrays (e.g. a meta-training task of the distribution)."""
     from models.nets import build_network
     from models.train import batch_indices
 
-    data = load_task(task, Path(data_dir))
-    xs, ys = data.source_train.x, data.source_train.y
-    net = build_network(arch, data.spec.input_shape, data.spec.num_classes, seed=seed)
+    net = build_network(arch, input_shape, num_classes, seed=seed)
     n = net.params.size
     driver = make_optimizer("adam", 1e-3)
     dstate = driver.init(n)
@@ -108,10 +120,12 @@ def collect(data_dir: Path, steps: int = 300, seed: int = 0, task: str = "mnist-
     rec_x: List[np.ndarray] = []
     rec_a: List[np.ndarray] = []
     rec_t: List[np.ndarray] = []
+    rec_l: List[np.ndarray] = []
     it = batch_indices(xs.shape[0], 64, seed)
     p, gbuf = net.params.data, net.params.grad
+    idx = next(it)
     for t in range(steps):
-        idx = next(it)
+        nxt = next(it)
         net.loss_and_grad(xs[idx], ys[idx])
         g = gbuf.copy()
         info = StepInfo(t, 0.0, t + 1, 0, n, 0.0)
@@ -129,12 +143,24 @@ def collect(data_dir: Path, steps: int = 300, seed: int = 0, task: str = "mnist-
             rec_x.append(np.stack([xg, xm], axis=1))
             rec_a.append(-xm)
             rec_t.append(np.stack(steps_j))
+            if lookahead:
+                p0 = p.copy()
+                losses = []
+                for step in steps_j:
+                    p[...] = p0 + step
+                    losses.append(net.evaluate(xs[nxt], ys[nxt])[1])
+                p[...] = p0
+                rec_l.append(np.array(losses))
         driver.update(p, g, dstate, info)
+        idx = nxt
     bounds = np.array([0] + [net.params.offsets[name][1] for name, _ in net.params.specs])
     log(f"distill: {len(rec_x)} records of {n} parameters from {steps} {arch} steps on "
-        f"{task} source")
-    return {"x": np.stack(rec_x), "adam_n": np.stack(rec_a), "teach": np.stack(rec_t),
-            "bounds": bounds}
+        f"{where}")
+    out = {"x": np.stack(rec_x), "adam_n": np.stack(rec_a), "teach": np.stack(rec_t),
+           "bounds": bounds}
+    if lookahead:
+        out["teach_loss"] = np.stack(rec_l)
+    return out
 
 
 # ------------------------------------------------------------------------------ fit
@@ -154,11 +180,42 @@ def _group_sums(a: np.ndarray, bounds: np.ndarray) -> np.ndarray:
     return np.add.reduceat(a, bounds[:-1], axis=-1)
 
 
-def loss_and_grad(mlp: MirrorMLP, rec: Dict[str, np.ndarray], anchor: float = ANCHOR):
+MECHANISMS = ("mean", "minmax", "choice")
+"""Amalgamation mechanisms (Huang et al. 2022, §3): the weight of teacher j at record r is
+1/J (mean), 1 for the teacher the student imitates worst at that record and 0 for the
+others (min-max: "the worst takes all"), or 1 for the teacher whose step alone gave the
+lowest loss on the next batch (optimal choice, an oracle choice per step in place of
+the paper's trained LSTM policy; needs ``collect(..., lookahead=True)``)."""
+
+
+def teacher_weights(mechanism: str, per_teacher: np.ndarray, rec: Dict[str, np.ndarray]
+                    ) -> np.ndarray:
+    """(R, J) weights of each teacher's loss at each record (rows sum to 1)."""
+    r, j = per_teacher.shape
+    if mechanism == "mean":
+        return np.full((r, j), 1.0 / j)
+    if mechanism == "minmax":
+        pick = per_teacher.argmax(axis=1)
+    elif mechanism == "choice":
+        if "teach_loss" not in rec:
+            raise ValueError("the choice mechanism needs records made with lookahead=True")
+        pick = rec["teach_loss"].argmin(axis=1)
+    else:
+        raise ValueError(f"mechanism must be one of {', '.join(MECHANISMS)}, got {mechanism!r}")
+    w = np.zeros((r, j))
+    w[np.arange(r), pick] = 1.0
+    return w
+
+
+def loss_and_grad(mlp: MirrorMLP, rec: Dict[str, np.ndarray], anchor: float = ANCHOR,
+                  mechanism: str = "mean"):
     """Distillation loss and its gradient as a ``MirrorMLP`` of partial derivatives.
 
-    Also returns the mean cosine similarity to each teacher, (J,).
+    Also returns the mean cosine similarity to each teacher, (J,).  ``mechanism``
+    weighs the teachers (:data:`MECHANISMS`); ``mean`` is halo-v0's fit, unchanged.
     """
+    if mechanism != "mean":
+        return _weighted_loss_and_grad(mlp, rec, anchor, mechanism)
     x, teach, adam_n, bounds = rec["x"], rec["teach"], rec["adam_n"], rec["bounds"]
     s, (pre, h, d, q, phi) = _forward(mlp, x)  # s (R, n)
     sizes = np.diff(bounds).astype(np.float64)
@@ -185,6 +242,42 @@ def loss_and_grad(mlp: MirrorMLP, rec: Dict[str, np.ndarray], anchor: float = AN
     loss += anchor * (lr_log ** 2).mean()
     grad_s += np.repeat(anchor * 2.0 * lr_log / (ns * ns) / n_groups, sizes.astype(int),
                         axis=1) * s
+    return _backward(loss, grad_s, mlp, x, pre, h, d, q, phi, cos_mean)
+
+
+def _weighted_loss_and_grad(mlp: MirrorMLP, rec: Dict[str, np.ndarray], anchor: float,
+                            mechanism: str):
+    """:func:`loss_and_grad` with per-record teacher weights (:func:`teacher_weights`)."""
+    x, teach, adam_n, bounds = rec["x"], rec["teach"], rec["adam_n"], rec["bounds"]
+    s, (pre, h, d, q, phi) = _forward(mlp, x)
+    sizes = np.diff(bounds).astype(int)
+    ss = _group_sums(s * s, bounds)
+    ns = np.sqrt(ss) + 1e-30
+    n_rec, n_groups = ss.shape
+    n_t = teach.shape[1]
+    cos = np.empty((n_t,) + ss.shape)
+    nbs = np.empty_like(cos)
+    for j in range(n_t):
+        b = teach[:, j]
+        nbs[j] = np.sqrt(_group_sums(b * b, bounds)) + 1e-30
+        cos[j] = _group_sums(s * b, bounds) / (ns * nbs[j])
+    per_teacher = (1.0 - cos).mean(axis=2).T  # (R, J)
+    wts = teacher_weights(mechanism, per_teacher, rec)
+    loss = float((wts * per_teacher).sum(axis=1).mean())
+    grad_s = np.zeros_like(s)
+    for j in range(n_t):
+        wr = wts[:, j][:, None] / (n_rec * n_groups)  # (R, 1)
+        c1 = np.repeat(wr / (ns * nbs[j]), sizes, axis=1)
+        c2 = np.repeat(wr * cos[j] / (ns * ns), sizes, axis=1)
+        grad_s -= teach[:, j] * c1 - s * c2
+    ra = np.sqrt(_group_sums(adam_n * adam_n, bounds))
+    lr_log = np.log(ns) - np.log(ra + 1e-30)
+    loss += anchor * float((lr_log ** 2).mean())
+    grad_s += np.repeat(anchor * 2.0 * lr_log / (ns * ns) / lr_log.size, sizes, axis=1) * s
+    return _backward(loss, grad_s, mlp, x, pre, h, d, q, phi, cos.mean(axis=(1, 2)))
+
+
+def _backward(loss, grad_s, mlp, x, pre, h, d, q, phi, cos_mean):
     # back through s = -d phi
     g_d = -grad_s * phi
     g_q = -grad_s * d * (1.0 + q > 0.0)
@@ -203,13 +296,26 @@ def loss_and_grad(mlp: MirrorMLP, rec: Dict[str, np.ndarray], anchor: float = AN
     return loss, MirrorMLP(gw, gb, gdelta, gmu, float(g_bq)), cos_mean
 
 
+PERTURBATIONS = ("fixed", "random", "adversarial")
+"""Weight perturbations of the student during the fit (amalgamation §3.3): ``fixed``,
+Gaussian noise of std ``scale`` (halo-v0: 1e-3); ``random``, Gaussian noise of std
+``scale * ||tensor|| / sqrt(size)`` per weight tensor; ``adversarial``, one projected
+step up the loss's gradient of length ``scale * ||tensor||`` per tensor (the paper's
+PGD attack with depth 1) before the gradient is taken."""
+
+
 def fit(rec: Dict[str, np.ndarray], init: MirrorMLP = INIT, mask: MirrorMLP = MASK,
-        iters: int = 300, lr: float = 0.02, seed: int = 0, log=print) -> Dict:
+        iters: int = 300, lr: float = 0.02, seed: int = 0, log=print, mechanism: str = "mean",
+        perturbation: str = "fixed", scale: float = 1e-3) -> Dict:
     """Adam on the masked weights; returns ``{"mlp", "loss", "cos", "history"}``.
 
-    ``seed`` draws the small Gaussian perturbation of the fitted weights at every
-    iteration (amalgamation's weight-noise stability trick, std 1e-3).
+    ``seed`` draws the perturbation of the fitted weights at every iteration
+    (:data:`PERTURBATIONS`; the defaults are halo-v0's: Gaussian, std 1e-3).
+    ``mechanism``: how the teachers' losses are combined (:data:`MECHANISMS`).
     """
+    if perturbation not in PERTURBATIONS:
+        raise ValueError(f"perturbation must be one of {', '.join(PERTURBATIONS)}, "
+                         f"got {perturbation!r}")
     rng = np.random.default_rng(seed)
     flat = np.concatenate([np.ravel(a) for a in init])
     keep = np.concatenate([np.ravel(np.asarray(a, np.float64)) for a in mask]) != 0.0
@@ -223,12 +329,30 @@ def fit(rec: Dict[str, np.ndarray], init: MirrorMLP = INIT, mask: MirrorMLP = MA
             i += size
         return MirrorMLP(*out)
 
+    starts = np.cumsum([0] + [int(np.prod(shp)) if shp else 1 for shp in shapes])
+
+    def per_tensor_norm(vec):
+        out = np.empty_like(vec)
+        for a, b in zip(starts[:-1], starts[1:]):
+            out[a:b] = np.linalg.norm(vec[a:b] * keep[a:b])
+        return out
+
+    def perturb(vec):
+        if perturbation == "fixed":
+            return rng.standard_normal(vec.shape) * scale * keep
+        sizes = np.repeat(np.diff(starts), np.diff(starts)).astype(np.float64)
+        if perturbation == "random":
+            return rng.standard_normal(vec.shape) * scale * per_tensor_norm(vec) / np.sqrt(sizes) * keep
+        _, g0, _ = loss_and_grad(unflat(vec), rec, mechanism=mechanism)
+        g0 = np.concatenate([np.ravel(a) for a in g0]) * keep
+        return scale * per_tensor_norm(vec) * g0 / (per_tensor_norm(g0) + 1e-30)
+
     mom = np.zeros_like(flat)
     sec = np.zeros_like(flat)
     history = []
     for it in range(1, iters + 1):
-        noise = rng.standard_normal(flat.shape) * 1e-3 * keep
-        loss, grad, cos = loss_and_grad(unflat(flat + noise), rec)
+        noise = perturb(flat)
+        loss, grad, cos = loss_and_grad(unflat(flat + noise), rec, mechanism=mechanism)
         gvec = np.concatenate([np.ravel(a) for a in grad]) * keep
         mom = 0.9 * mom + 0.1 * gvec
         sec = 0.999 * sec + 0.001 * gvec * gvec
@@ -237,7 +361,7 @@ def fit(rec: Dict[str, np.ndarray], init: MirrorMLP = INIT, mask: MirrorMLP = MA
             history.append({"iter": it, "loss": round(float(loss), 6)})
             log(f"distill: iter {it} loss {loss:.5f} cos {np.round(cos, 3).tolist()}")
     mlp = unflat(flat)
-    loss, _, cos = loss_and_grad(mlp, rec)
+    loss, _, cos = loss_and_grad(mlp, rec, mechanism=mechanism)
     return {"mlp": mlp, "loss": float(loss), "cos": cos, "history": history}
 
 
