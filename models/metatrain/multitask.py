@@ -26,7 +26,6 @@ cache of pretrained sources (``task_pool`` pretrains only what is missing).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
@@ -36,8 +35,9 @@ from threadpoolctl import threadpool_limits
 
 from models.halo.optimizer import make_halo, net_layout
 from models.metatrain.costs import expected_cost, layer_probabilities
+from models.metatrain.objective import run_unroll
 from models.metatrain.space import MetaSpace
-from models.train import Trainer, batch_indices, hold_out_validation
+from models.train import Trainer, hold_out_validation
 
 _POOLS: Dict[Tuple[str, str, str, int, bool], list] = {}
 
@@ -105,21 +105,9 @@ class TaskUnroll:
         _, l0 = net.evaluate(task.x_val, task.y_val)
         every = max(1, task.horizon // max(1, self.probes))
         checkpoints = sorted(set(range(every, task.horizon + 1, every)) | {task.horizon})
-        losses: List[float] = []
-        it = batch_indices(xt.shape[0], task.batch_size, seed)
-        diverged = False
-        for t in range(task.horizon):
-            idx = next(it)
-            loss = trainer.step(xt[idx], yt[idx], t, t / task.horizon)
-            if loss is not None and not math.isfinite(loss):
-                diverged = True
-                break
-            if t + 1 in checkpoints:
-                _, lv = net.evaluate(task.x_val, task.y_val)
-                if not math.isfinite(lv):
-                    diverged = True
-                    break
-                losses.append(min(lv / l0, self.loss_clip))
+        values, diverged = run_unroll(trainer, xt, yt, task.horizon, task.batch_size, seed,
+                                      checkpoints, lambda: net.evaluate(task.x_val, task.y_val))
+        losses = [min(lv / l0, self.loss_clip) for _, lv in values]
         losses += [self.loss_clip] * (len(checkpoints) - len(losses))
         cost = expected_cost(probs, self.cost_table) if self.cost_table else 1.0
         meta = (float(np.mean(losses)) + self.final_weight * losses[-1]

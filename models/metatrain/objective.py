@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -45,6 +45,30 @@ from models.pretrain import load_source_model
 from models.train import Trainer, batch_indices
 
 _CACHE: Dict[Tuple[str, str, str], Any] = {}
+
+
+def run_unroll(trainer: Trainer, x: np.ndarray, y: np.ndarray, horizon: int, batch_size: int,
+               seed: int, checkpoints: List[int], probe: Callable[[], Tuple[float, ...]]
+               ) -> Tuple[List[Tuple[float, ...]], bool]:
+    """Train ``horizon`` seeded steps; after each step in ``checkpoints`` take ``probe()``.
+
+    Returns the probes' values and whether the run diverged (a non-finite batch loss
+    or probe value ends it: the values taken so far are kept).
+    """
+    values: List[Tuple[float, ...]] = []
+    it = batch_indices(x.shape[0], batch_size, seed)
+    marks = set(checkpoints)
+    for t in range(horizon):
+        idx = next(it)
+        loss = trainer.step(x[idx], y[idx], t, t / horizon)
+        if loss is not None and not math.isfinite(loss):
+            return values, True
+        if t + 1 in marks:
+            v = probe()
+            if not all(math.isfinite(a) for a in v):
+                return values, True
+            values.append(v)
+    return values, False
 
 
 def _task_and_model(task: str, model: str, data_dir: Path):
@@ -105,24 +129,16 @@ class Unroll:
         pidx = np.random.default_rng(12345).permutation(xt.shape[0])[:self.probe_size]
         xp, yp = xt[pidx], yt[pidx]
         l0 = net.loss_and_grad(xp, yp)
-        losses, jac = [], []
         probes = self.probe_steps()
-        it = batch_indices(xt.shape[0], self.batch_size, seed)
-        diverged = False
-        for t in range(self.horizon):
-            idx = next(it)
-            loss = trainer.step(xt[idx], yt[idx], t, t / self.horizon)
-            if loss is not None and not math.isfinite(loss):
-                diverged = True
-                break
-            if t + 1 in probes:
-                lp = net.loss_and_grad(xp, yp)
-                g2 = float(np.dot(net.params.grad, net.params.grad))
-                if not (math.isfinite(lp) and math.isfinite(g2)):
-                    diverged = True
-                    break
-                losses.append(min(lp / l0, self.loss_clip))
-                jac.append(g2)
+
+        def probe():
+            lp = net.loss_and_grad(xp, yp)
+            return lp, float(np.dot(net.params.grad, net.params.grad))
+
+        values, diverged = run_unroll(trainer, xt, yt, self.horizon, self.batch_size, seed,
+                                      probes, probe)
+        losses = [min(lp / l0, self.loss_clip) for lp, _ in values]
+        jac = [g2 for _, g2 in values]
         losses += [self.loss_clip] * (len(probes) - len(losses))
         loss_term = float(np.mean(losses))
         # the regulariser is capped at the clip too, and a diverged run gets the cap: a run
