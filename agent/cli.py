@@ -153,12 +153,11 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def _is_user_error(e: Exception) -> bool:
-    from agent.errors import AgentError
-    from models.data.errors import DataError
-    from models.nets import ModelError
-    from power.errors import PowerError
+    """Every package's own errors derive from ``kernels.errors.HaloError``; a plain
+    ``ValueError`` from a library is a bad value the user gave, too."""
+    from kernels.errors import HaloError
 
-    return isinstance(e, (AgentError, DataError, ModelError, PowerError, ValueError))
+    return isinstance(e, (HaloError, ValueError))
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from kernels import layers as K
+from kernels.errors import HaloError
 from kernels.flat import FlatParams
 
 # (kind, args) per layer; "dense_out" is the classifier head sized by the task.
@@ -53,7 +54,7 @@ EVAL_CHUNK = 64
 reuses the training step's layer buffers (at 256 cnn-b's im2col buffers alone took ~100 MB)."""
 
 
-class ModelError(ValueError):
+class ModelError(HaloError, ValueError):
     """A model cannot be built or loaded as asked; the message names the field and value."""
 
 

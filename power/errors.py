@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from kernels.errors import HaloError
 
-class PowerError(Exception):
+
+class PowerError(HaloError):
     """Base class of every error the power package raises on purpose."""
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from kernels.errors import HaloError
 
-class DataError(Exception):
+
+class DataError(HaloError):
     """Base class of every error raised by ``models.data``."""
 
 

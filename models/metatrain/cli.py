@@ -37,7 +37,7 @@ def add_command(sub) -> None:
 
 
 def cmd_meta_train(args) -> int:
-    from agent.errors import ConfigError
+    from kernels.errors import ConfigError
     from models.data.paths import resolve_data_dir
     from models.metatrain.config import load_config
     from models.metatrain.run import meta_train

@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import Any, Dict, Union
 
-from agent.errors import ConfigError
+from kernels.errors import ConfigError
 from models.metatrain.space import P_MIN, coordinate_names
 
 DEFAULTS: Dict[str, Any] = {

@@ -30,6 +30,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from kernels.errors import HaloError
 from kernels.optimizers import make_optimizer
 from models.checkpoint import load_model, read_header, save_model
 from models.metatrain import task_images, task_tabular
@@ -76,7 +77,7 @@ DEFAULT_SPEC: Dict[str, Any] = {
 Progress = Callable[[int, int, str], None]
 
 
-class SpecError(ValueError):
+class SpecError(HaloError, ValueError):
     """A task-distribution spec is invalid; the message names the field and the value."""
 
     def __init__(self, field_name: str, value: Any, expected: str):

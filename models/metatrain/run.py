@@ -23,8 +23,8 @@ from typing import Any, Callable, Dict, Optional
 
 import numpy as np
 
-from agent.errors import ConfigError
 from agent.progress import ProgressBar
+from kernels.errors import ConfigError
 from models.data import get_task
 from models.halo.weights import card_path, load_weights, save_weights, shipped_versions
 from models.metatrain.backends import close_pool, make_pool
