@@ -116,14 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_data(sub)
     add_power(sub)
     add_serve(sub)
-    # The one import against DESIGN's layer order (bench builds on agent): the command
-    # line is the program's front door, so it names every command; lazy, here only.
-    from bench.cli import add_commands as add_bench
-
-    add_bench(sub)
-    from models.metatrain.cli import add_command as add_meta_train
-
-    add_meta_train(sub)
+    add_plugins(sub)
     from models.onnx.cli import add_commands as add_model
 
     add_model(sub)
@@ -131,6 +124,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_tune(sub)
     return parser
+
+
+PLUGINS = "halo_agent.commands"
+"""Entry-point group of the commands that live above this layer (``bench``,
+``meta-train``; pyproject.toml): the command line finds them installed, so the agent
+layer never imports the benchmark layer."""
+
+
+def add_plugins(sub) -> None:
+    """Register every command of the :data:`PLUGINS` entry points, by name."""
+    from importlib.metadata import entry_points
+
+    eps = entry_points()
+    group = eps.select(group=PLUGINS) if hasattr(eps, "select") else eps.get(PLUGINS, [])
+    for ep in sorted(group, key=lambda e: e.name):
+        ep.load()(sub)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -10,7 +10,9 @@ Stages, each resumable from what it left in the output folder:
    iteration, ``meta-loss.csv`` (one row per iteration), ``meta-loss.png``;
 3. the weights: the mean of the last ``average_last`` iterates, written as
    ``<name>.npz`` with its card ``<name>.json``;
-4. evaluation (``models.metatrain.evaluation``), written into the card.
+4. evaluation, written into the card: a benchmark, so it lives in ``bench.metatrain_eval``
+   and the ``halo-agent meta-train`` command (``bench.metatrain_cli``) runs it after
+   :func:`meta_train`; this module imports nothing above the models layer.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from typing import Any, Callable, Dict, Optional
 
 import numpy as np
 
-from agent.progress import ProgressBar
 from kernels.errors import ConfigError
 from models.data import get_task
 from models.halo.weights import card_path, load_weights, save_weights, shipped_versions
@@ -158,11 +159,15 @@ def plot_meta_loss(history, path: Path) -> Optional[str]:
     return None
 
 
-def meta_train(config, data_dir: Path, out_dir: Path, *, evaluate: bool = True,
-               progress: bool = False, log: Optional[Log] = None,
+def meta_train(config, data_dir: Path, out_dir: Path, *,
+               bar: Optional[Callable[[int], Any]] = None, log: Optional[Log] = None,
                workers: Optional[int] = None, backend: str = "process",
                address: Optional[str] = None) -> Dict[str, Any]:
-    """Run (or resume) every stage; returns the model card.
+    """Run (or resume) ES and write the weights and their card; returns ``(card, path)``.
+
+    ``bar(total)``: makes a progress bar (``update(i, text)``, ``close()``, ``enabled``);
+    None: progress goes to ``log`` one line per iteration.  The card keeps an earlier
+    evaluation of the same folder (``bench.metatrain_eval`` writes it).
 
     ``backend``: where the unrolls run, ``process`` (a local pool of ``workers``) or
     ``ray`` (``address``: a cluster; None: a local instance with ``workers`` CPUs); the
@@ -186,7 +191,7 @@ def meta_train(config, data_dir: Path, out_dir: Path, *, evaluate: bool = True,
     if done:
         log(f"resuming from iteration {done} of {es_cfg.iterations} ({ck})")
     unroll.prepare()  # data and source model made once, before the workers fork
-    bar = ProgressBar(total=es_cfg.iterations, enabled=progress, label="meta-train ")
+    bar = bar(es_cfg.iterations) if bar is not None else _NoBar()
 
     def on_iteration(row):
         bar.update(row["iteration"], f"meta-loss {row['meta_loss']:.4f} "
@@ -219,14 +224,17 @@ def meta_train(config, data_dir: Path, out_dir: Path, *, evaluate: bool = True,
     card["evaluation"] = old_eval
     save_weights(wpath, weights, card)
     log(f"wrote {wpath} and {card_path(wpath).name}")
-    if evaluate and cfg["evaluation"]["tasks"]:
-        from models.metatrain.evaluation import evaluate_weights
+    return card, wpath
 
-        card["evaluation"] = evaluate_weights(wpath, cfg["evaluation"], data_dir,
-                                              out_dir / "evaluation", progress=progress, log=log)
-        save_weights(wpath, weights, card)
-        log(f"evaluation written into {card_path(wpath)}")
-    return card
+
+class _NoBar:
+    enabled = False
+
+    def update(self, i: int, text: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def meta_validate(unroll, x: np.ndarray, mv: Dict[str, Any], log: Log,

@@ -308,7 +308,7 @@ def test_bad_thirds_arm_names_the_arm(bad):
 def test_meta_train_evaluation_runs_the_sparse_baselines(tmp_path_factory, tmp_path):
     """The model card's evaluation tunes and compares every baseline dense and with the
     update probabilities of the evaluated weights; the best baseline is the best of all."""
-    from models.metatrain.evaluation import evaluate_task
+    from bench.metatrain_eval import evaluate_task
 
     weights = save_weights(tmp_path / "mine.npz",
                            load_weights()._replace(update_probabilities=(0.2, 0.6, 0.9)))

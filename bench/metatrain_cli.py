@@ -1,4 +1,8 @@
-"""``halo-agent meta-train``: the command line of :mod:`models.metatrain.run`."""
+"""``halo-agent meta-train``: ES meta-training (:mod:`models.metatrain.run`), then the
+evaluation against tuned baselines (:mod:`bench.metatrain_eval`), written into the card.
+
+Registered as a command of ``halo-agent`` through the ``halo_agent.commands`` entry
+points (pyproject.toml), so the agent layer's CLI does not import this layer."""
 
 from __future__ import annotations
 
@@ -37,8 +41,11 @@ def add_command(sub) -> None:
 
 
 def cmd_meta_train(args) -> int:
+    from agent.progress import ProgressBar
+    from bench.metatrain_eval import evaluate_weights
     from kernels.errors import ConfigError
     from models.data.paths import resolve_data_dir
+    from models.halo.weights import card_path, load_weights, save_weights
     from models.metatrain.config import load_config
     from models.metatrain.run import meta_train
 
@@ -61,8 +68,15 @@ def cmd_meta_train(args) -> int:
 
     if args.address is not None and args.backend != "ray":
         raise ConfigError("address", args.address, "used with --backend ray only")
-    card = meta_train(cfg, data_dir, out, evaluate=not args.no_eval, progress=True, log=log,
-                      workers=args.workers, backend=args.backend, address=args.address)
+    card, wpath = meta_train(cfg, data_dir, out, log=log, workers=args.workers,
+                             backend=args.backend, address=args.address,
+                             bar=lambda total: ProgressBar(total=total, enabled=True,
+                                                           label="meta-train "))
+    if not args.no_eval and cfg["evaluation"]["tasks"]:
+        card["evaluation"] = evaluate_weights(wpath, cfg["evaluation"], data_dir,
+                                              out / "evaluation", progress=True, log=log)
+        save_weights(wpath, load_weights(wpath), card)
+        log(f"evaluation written into {card_path(wpath)}")
     summary = {"weights": str(out / f"{cfg['name']}.npz"),
                "update_probabilities": card["meta_training"]["update_probabilities"],
                "wall_seconds": card["meta_training"]["wall_seconds"],
