@@ -31,16 +31,23 @@ def batch_indices(n: int, batch_size: int, seed: int) -> Iterator[np.ndarray]:
 
 
 def example_groups(x: np.ndarray) -> np.ndarray:
-    """Group id (int64, (N,)) per example: byte-identical examples share one id.
+    """Group id (int64, (N,)) per example: identical examples share one id, numbered in
+    order of first appearance.
 
     A training split balanced by oversampling (HALO's thyroid task) holds copies of
     the same example; a validation split must keep every copy on one side, or it
     measures memorisation instead of generalisation.
     """
+    if hasattr(x, "stored"):  # a lazily standardised image split: group its uint8 pixels
+        x = x.stored()
     rows = np.ascontiguousarray(x.reshape(x.shape[0], -1))
     keys = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
-    _, inverse = np.unique(keys, return_inverse=True)
-    return inverse.ravel().astype(np.int64)
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    # number the groups in order of first appearance, so the ids (and a seeded split by
+    # them) do not depend on how the examples are stored (uint8 pixels or float32)
+    rank = np.empty(first.size, np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(first.size)
+    return rank[inverse.ravel()]
 
 
 def validation_split(x: np.ndarray, y: np.ndarray, fraction: float, max_examples: int,
@@ -112,6 +119,11 @@ class ValidationProbe:
         return total
 
 
+def _rows(x, rows: np.ndarray):
+    """``x[rows]``, kept lazy for a lazily standardised image split (``subset``)."""
+    return x.subset(rows) if hasattr(x, "subset") else x[rows]
+
+
 def hold_out_validation(optimizer: Optimizer, x: np.ndarray, y: np.ndarray, num_classes: int,
                         seed: int, steps: Optional[int] = None, batch_size: Optional[int] = None
                         ) -> Tuple[np.ndarray, np.ndarray, Optional[ValidationProbe]]:
@@ -123,11 +135,11 @@ def hold_out_validation(optimizer: Optimizer, x: np.ndarray, y: np.ndarray, num_
     if not want:
         return x, y, None
     tr, va = validation_split(x, y, float(want["fraction"]), int(want["max_examples"]), seed)
-    probe = ValidationProbe(x[va], y[va], y[tr], num_classes, int(want["every"]))
+    probe = ValidationProbe(_rows(x, va), y[va], y[tr], num_classes, int(want["every"]))
     if steps and batch_size:
         distinct = int(np.unique(example_groups(x)[tr]).size)
         probe.planned_epochs = float(steps) * min(int(batch_size), tr.size) / max(1, distinct)
-    return x[tr], y[tr], probe
+    return _rows(x, tr), y[tr], probe
 
 
 class Trainer:

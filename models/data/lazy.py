@@ -73,6 +73,14 @@ class StandardizedImages(NDArrayOperatorsMixin):
             return out
         return out[rest] if isinstance(key, (int, np.integer)) else out[(slice(None),) + rest]
 
+    def subset(self, rows: Any) -> StandardizedImages:
+        """Rows ``rows`` of this split, still lazy (no float32 copy of the pixels)."""
+        return StandardizedImages(self.pixels, self.index[rows], self.lut)
+
+    def stored(self) -> np.ndarray:
+        """The split's uint8 pixels (N, H, W, C), as stored: equal pixels, equal examples."""
+        return self.pixels[self.index]
+
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         out = self[:]
         return out if dtype is None else out.astype(dtype)

@@ -251,3 +251,25 @@ def test_hold_out_validation_counts_distinct_examples_for_planned_epochs():
     assert probe.planned_epochs == pytest.approx(100 * 8 / distinct)
     _, _, no_budget = hold_out_validation(opt, x, y, 2, seed=0)
     assert math.isnan(no_budget.planned_epochs)
+
+
+def test_a_lazy_image_split_stays_lazy_and_splits_like_its_array():
+    """An image split kept as uint8 (models.data.lazy) is split by its pixels and handed on
+    as lazy subsets, never converted whole to float32; values equal the dense path's."""
+    from models.data.lazy import StandardizedImages, lookup_table
+
+    rng = np.random.default_rng(0)
+    distinct = rng.integers(0, 256, (30, 4, 4, 1), dtype=np.uint8)
+    pixels = np.concatenate([distinct, np.repeat(distinct[:3], 5, axis=0)])  # copies of 3
+    lazy = StandardizedImages(pixels, np.arange(pixels.shape[0]),
+                              lookup_table(np.array([0.5]), np.array([0.25])))
+    dense = np.asarray(lazy)
+    y = np.array([0, 1] * 15 + [0] * 15)
+    np.testing.assert_array_equal(example_groups(lazy), example_groups(dense))
+    opt = make_halo(weights=load_weights()._replace(validation=ValidationLevel(fraction=0.3)))
+    xt, yt, probe = hold_out_validation(opt, lazy, y, 2, seed=1)
+    xt2, yt2, probe2 = hold_out_validation(opt, dense, y, 2, seed=1)
+    assert isinstance(xt, StandardizedImages) and isinstance(probe.x, StandardizedImages)
+    np.testing.assert_array_equal(np.asarray(xt), xt2)
+    np.testing.assert_array_equal(np.asarray(probe.x), probe2.x)
+    np.testing.assert_array_equal(yt, yt2)
