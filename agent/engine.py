@@ -168,13 +168,22 @@ def run_adaptation(cfg: AdaptConfig, *, sampler: Optional[Sampler] = None,
     made, ``should_stop`` before every step (True: stop, status ``cancelled``).
     """
     cfg.validate()
+    return measured(cfg, sampler, lambda s: _run(cfg, s, on_point, should_stop, log, progress))
+
+
+def measured(cfg: Any, sampler: Optional[Sampler],
+             body: Callable[[Sampler], Dict[str, Any]]) -> Dict[str, Any]:
+    """``body(sampler)`` with ``cfg.threads`` BLAS threads, on ``sampler`` or (None) on a
+    sampler of the meter detected from ``cfg.power_source``/``cfg.sysfs_root`` for the
+    duration; its report gets ``run_record`` (and ``power_skipped`` when detected here).
+    Shared by the engine and the tuner (``agent.tune``)."""
     with threadpool_limits(limits=cfg.threads):
         record = run_record(cfg.sysfs_root, cfg.threads)  # board state at the start
         if sampler is not None:
-            return dict(_run(cfg, sampler, on_point, should_stop, log, progress), run_record=record)
+            return dict(body(sampler), run_record=record)
         meter, skipped = detect(spec=cfg.power_source, sysfs_root=cfg.sysfs_root)
         with Sampler(meter) as own:
-            report = _run(cfg, own, on_point, should_stop, log, progress)
+            report = body(own)
         report["power_skipped"] = [{"source": s, "reason": r} for s, r in skipped]
         report["run_record"] = record
         return report

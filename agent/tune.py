@@ -31,9 +31,8 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
-from agent.engine import AdaptConfig, StopRequested, run_adaptation
+from agent.engine import AdaptConfig, StopRequested, measured, run_adaptation
 from agent.errors import ConfigError
 from agent.progress import ProgressBar
 from kernels.reversible import ReversibleOverflow
@@ -45,7 +44,7 @@ from models.hypergrad.unroll import Schedule, hypergradient
 from models.nets import architectures
 from models.pretrain import load_source_model
 from models.train import batch_indices
-from power import Sampler, detect
+from power import Sampler
 
 METHODS = ("hypergrad",)
 OPTIMIZERS = ("momentum",)
@@ -189,14 +188,7 @@ def run_tune(cfg: TuneConfig, *, sampler: Optional[Sampler] = None,
     either).  ``on_point`` gets the adaptation's curve points.
     """
     cfg.validate()
-    with threadpool_limits(limits=cfg.threads):
-        if sampler is not None:
-            return _run(cfg, sampler, on_point, should_stop, log, progress)
-        meter, skipped = detect(spec=cfg.power_source, sysfs_root=cfg.sysfs_root)
-        with Sampler(meter) as own:
-            report = _run(cfg, own, on_point, should_stop, log, progress)
-        report["power_skipped"] = [{"source": s, "reason": r} for s, r in skipped]
-        return report
+    return measured(cfg, sampler, lambda s: _run(cfg, s, on_point, should_stop, log, progress))
 
 
 def tune_schedule(cfg: TuneConfig, sampler: Sampler,
