@@ -296,6 +296,17 @@ def _backward(loss, grad_s, mlp, x, pre, h, d, q, phi, cos_mean):
     return loss, MirrorMLP(gw, gb, gdelta, gmu, float(g_bq)), cos_mean
 
 
+def mlp_from_vector(vec: np.ndarray, like: MirrorMLP) -> MirrorMLP:
+    """The ``MirrorMLP`` shaped as ``like`` whose weights, flattened in field order, are ``vec``."""
+    out, i = [], 0
+    for a in like:
+        shp = np.shape(a)
+        size = int(np.prod(shp)) if shp else 1
+        out.append(vec[i:i + size].reshape(shp) if shp else float(vec[i]))
+        i += size
+    return MirrorMLP(*out)
+
+
 PERTURBATIONS = ("fixed", "random", "adversarial")
 """Weight perturbations of the student during the fit (amalgamation §3.3): ``fixed``,
 Gaussian noise of std ``scale`` (halo-v0: 1e-3); ``random``, Gaussian noise of std
@@ -322,12 +333,7 @@ def fit(rec: Dict[str, np.ndarray], init: MirrorMLP = INIT, mask: MirrorMLP = MA
     shapes = [np.shape(a) for a in init]
 
     def unflat(vec):
-        out, i = [], 0
-        for shp in shapes:
-            size = int(np.prod(shp)) if shp else 1
-            out.append(vec[i:i + size].reshape(shp) if shp else float(vec[i]))
-            i += size
-        return MirrorMLP(*out)
+        return mlp_from_vector(vec, init)
 
     starts = np.cumsum([0] + [int(np.prod(shp)) if shp else 1 for shp in shapes])
 

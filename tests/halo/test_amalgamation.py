@@ -12,6 +12,7 @@ from models.halo.distill import (
     _weighted_loss_and_grad,
     fit,
     loss_and_grad,
+    mlp_from_vector,
     teacher_weights,
 )
 
@@ -48,15 +49,9 @@ def test_gradient_matches_finite_differences(mechanism):
     rec, m = _rec(), _mlp()
     loss, grad, _ = _weighted_loss_and_grad(m, rec, 0.1, mechanism)
     flat, g = _flat(m), _flat(grad)
-    shapes = [np.shape(a) for a in m]
 
     def unflat(v):
-        out, i = [], 0
-        for s in shapes:
-            k = int(np.prod(s)) if s else 1
-            out.append(v[i:i + k].reshape(s) if s else float(v[i]))
-            i += k
-        return MirrorMLP(*out)
+        return mlp_from_vector(v, m)
 
     h = 1e-6
     for i in range(flat.size):
