@@ -38,9 +38,12 @@ class StepInfo(NamedTuple):
 class Optimizer(NamedTuple):
     """A named optimizer.
 
-    ``init(n) -> state``: a NamedTuple whose fields are all flat float32 arrays
-    of length ``n`` (or of length 0 when unused), so a segment of the state is
-    ``slice_state(state, lo, hi)``.
+    ``init(n) -> state``: a NamedTuple whose fields are flat float32 arrays of
+    length ``n`` (or of length 0 when unused), so a segment of the state is
+    ``slice_state(state, lo, hi)``, and, for an optimizer with per-tensor or global
+    state (HALO's controller), :class:`TensorLevel` fields that every segment shares.
+    All of a run's state is in ``state`` (as optax keeps it): one optimizer can drive
+    several runs, each from its own ``init``.
     ``update(params, grads, state, info) -> None``: updates ``params`` and
     ``state`` **in place**; all three are the same segment ``[info.lo, info.hi)``.
     ``grads`` is read only.
@@ -52,6 +55,23 @@ class Optimizer(NamedTuple):
     update: Callable[[np.ndarray, np.ndarray, Any, StepInfo], None]
 
 
+class TensorLevel:
+    """Base of a state field that is not per element (O(tensors) numbers of a run):
+    :func:`slice_state` passes it whole, ``copy()`` gives an independent copy."""
+
+    def copy(self):
+        import copy
+
+        return copy.deepcopy(self)
+
+
 def slice_state(state: Any, lo: int, hi: int) -> Any:
-    """A view of every array field of ``state`` restricted to ``[lo, hi)``."""
-    return type(state)(*(a[lo:hi] if a.shape[0] else a for a in state))
+    """A view of every array field of ``state`` restricted to ``[lo, hi)``; a
+    :class:`TensorLevel` field is passed whole."""
+    return type(state)(*(a if isinstance(a, TensorLevel) else (a[lo:hi] if a.shape[0] else a)
+                         for a in state))
+
+
+def array_fields(state: Any):
+    """``(name, array)`` for every per-element field of ``state``."""
+    return [(f, a) for f, a in zip(state._fields, state) if not isinstance(a, TensorLevel)]

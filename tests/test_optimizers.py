@@ -34,7 +34,7 @@ from typing import Any, Callable, Dict, NamedTuple, Tuple
 import numpy as np
 import pytest
 
-from kernels.optim_base import Optimizer, StepInfo, slice_state
+from kernels.optim_base import Optimizer, StepInfo, array_fields, slice_state
 from kernels.optim_common import CHUNK
 from kernels.optimizers import (
     OPTIMIZERS,
@@ -183,7 +183,7 @@ def test_rosenbrock_converges(case: Case, starts):
 
 def _check_state(state: Any, n: int) -> None:
     assert isinstance(state, tuple) and hasattr(state, "_fields"), "state must be a NamedTuple"
-    for field, arr in zip(state._fields, state):
+    for field, arr in array_fields(state):  # per-tensor (TensorLevel) fields are whole
         assert isinstance(arr, np.ndarray), field
         assert arr.dtype == np.float32, (field, arr.dtype)
         assert arr.ndim == 1 and arr.shape[0] in (0, n), (field, arr.shape)
@@ -198,7 +198,7 @@ def test_state_fixed_and_update_in_place(case: Case):
     state = opt.init(n)
     _check_state(state, n)
     fields = [id(a) for a in state]
-    shapes = [a.shape for a in state]
+    shapes = [a.shape for _, a in array_fields(state)]
     params = rng.standard_normal(n).astype(np.float32)
     params_id = id(params)
     for t in range(1, 6):  # from progress 0.1: past any warm-up's lr of 0 at progress 0
@@ -210,7 +210,8 @@ def test_state_fixed_and_update_in_place(case: Case):
         assert not np.array_equal(params, before), "params were not updated in place"
         assert np.array_equal(grads, g_copy), "grads were modified"
         _check_state(state, n)
-        assert [id(a) for a in state] == fields and [a.shape for a in state] == shapes
+        assert [id(a) for a in state] == fields
+        assert [a.shape for _, a in array_fields(state)] == shapes
 
 
 @cases
@@ -223,14 +224,14 @@ def test_finite_with_large_and_zero_gradients(case: Case):
     zero = np.zeros(n, dtype=np.float32)
     for t in range(10):  # zero gradients from a fresh state: nothing divides 0 by 0
         opt.update(params, zero, state, info(t, 40, n))
-    assert np.all(np.isfinite(params)) and all(np.all(np.isfinite(a)) for a in state)
+    assert np.all(np.isfinite(params)) and all(np.all(np.isfinite(a)) for _, a in array_fields(state))
     for t in range(10, 30):
         grads = (np.sign(rng.standard_normal(n)) * 1e4).astype(np.float32)
         opt.update(params, grads, state, info(t, 40, n))
         assert np.all(np.isfinite(params)), case.id
     for t in range(30, 40):
         opt.update(params, zero, state, info(t, 40, n))
-    assert np.all(np.isfinite(params)) and all(np.all(np.isfinite(a)) for a in state)
+    assert np.all(np.isfinite(params)) and all(np.all(np.isfinite(a)) for _, a in array_fields(state))
 
 
 def _warm_state(opt: Optimizer, n: int, rng: np.random.Generator):
@@ -265,14 +266,14 @@ def test_segment_updates(case: Case, n: int):
             seg_p[lo:hi], grads[lo:hi], slice_state(seg_s, lo, hi), step._replace(lo=lo, hi=hi)
         )
     assert np.array_equal(seg_p, full_p), case.id
-    for field, a, b in zip(state._fields, seg_s, full_s):
+    for (field, a), (_, b) in zip(array_fields(seg_s), array_fields(full_s)):
         assert np.array_equal(a, b), (case.id, field)
 
     one_p, one_s = _copy(params, state)
     opt.update(one_p[k:], grads[k:], slice_state(one_s, k, n), step._replace(lo=k, hi=n))
     assert np.array_equal(one_p[:k], params[:k])
     assert np.array_equal(one_p[k:], full_p[k:])
-    for field, a, b in zip(state._fields, one_s, state):
+    for (field, a), (_, b) in zip(array_fields(one_s), array_fields(state)):
         assert np.array_equal(a[:k], b[:k]), (case.id, field)
 
 

@@ -5,10 +5,12 @@ more whole layers from the Trainer; any range from other callers) to the tensors
 inside it, asks the controller for each tensor's learning rate and gain, and runs
 the per-parameter kernel over the segment with those folded in (docs/halo.md).
 
-Per-parameter state: ``m`` and ``v`` (2 floats per parameter).  Kernel scratch
-(O(chunk)) and the controller's per-tensor state (O(tensors)) are made by ``init``
-and held by the optimizer: one optimizer instance per run, and ``init`` starts a
-fresh run.
+Per-parameter state: ``m`` and ``v`` (2 floats per parameter).  The controller's
+per-tensor numbers and the validation level's offset (O(tensors)) are in the state
+too (``HaloState.tensors``, a ``TensorLevel`` every segment shares), as optax keeps a
+run's state: one optimizer can drive several runs, each from its own ``init``.  Only
+the kernel's scratch (O(chunk)) and the per-segment index cache, which depend on the
+layout alone, are held by the optimizer.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import numpy as np
 from kernels.halo_elementwise import ElementwiseKernel
 from kernels.halo_fold import Pieces
 from kernels.halo_matmul import MatmulKernel
-from kernels.optim_base import Optimizer, StepInfo
+from kernels.optim_base import Optimizer, StepInfo, TensorLevel
 from kernels.optim_common import positive
 from models.halo.arch import HaloWeights
 from models.halo.controller import Controller
@@ -33,11 +35,21 @@ KERNEL_CHOICES = ("elementwise", "matmul", "auto")
 OPTIONS = ("weights", "kernel", "data_dir")
 
 
+class HaloTensors(TensorLevel):
+    """The run's tensor and global levels: the controller's per-tensor numbers and
+    the validation level's offset (None without one)."""
+
+    def __init__(self, ctrl: Controller, sched: Optional[ValidationSchedule]):
+        self.ctrl, self.sched = ctrl, sched
+
+
 class HaloState(NamedTuple):
-    """Float32 (n,) arrays: ``m`` = sum_i beta1^(t-i) g_i, ``v`` = sum_i beta2^(t-i) g_i^2."""
+    """Float32 (n,) arrays ``m`` = sum_i beta1^(t-i) g_i, ``v`` = sum_i beta2^(t-i) g_i^2,
+    and ``tensors``, the run's per-tensor state (shared by every segment)."""
 
     m: np.ndarray
     v: np.ndarray
+    tensors: HaloTensors
 
 
 class Layout(NamedTuple):
@@ -165,25 +177,25 @@ def make_halo(lr: Optional[float] = None, *, weights: Union[None, str, Path, Hal
         kname = resolve_kernel(lay)
         run["layout"] = lay
         run["kernel"] = KERNELS[kname](w.mlp, w.beta1, w.beta2, w.eps, max(1, n))
-        run["ctrl"] = Controller(w.theta, w.log_clip, np.diff(lay.starts), lay.depth)
         run["segments"] = {}
-        run["sched"] = None if w.validation is None else ValidationSchedule(w.validation)
-        return HaloState(np.zeros(n, np.float32), np.zeros(n, np.float32))
+        ctrl = Controller(w.theta, w.log_clip, np.diff(lay.starts), lay.depth)
+        sched = None if w.validation is None else ValidationSchedule(w.validation)
+        return HaloState(np.zeros(n, np.float32), np.zeros(n, np.float32), HaloTensors(ctrl, sched))
 
-    def segment(lo: int, hi: int) -> Segment:
-        key = (lo, hi)
+    def segment(lo: int, hi: int, ctrl: Controller) -> Segment:
+        key = (lo, hi)  # depends on the layout only: the same for every run
         seg = run["segments"].get(key)
         if seg is None:
-            seg = run["segments"][key] = Segment.of(run["layout"].starts, lo, hi, run["ctrl"])
+            seg = run["segments"][key] = Segment.of(run["layout"].starts, lo, hi, ctrl)
         return seg
 
     def update(params: np.ndarray, grads: np.ndarray, state: HaloState, info: StepInfo) -> None:
         if info.hi <= info.lo:
             return
-        ctrl: Controller = run["ctrl"]
+        ctrl = state.tensors.ctrl
         ctrl.begin_step(info.step, info.loss)
         lr = base_lr
-        sched = run["sched"]
+        sched = state.tensors.sched
         if sched is not None:  # the validation level's global offset (halo-v3 on)
             sched.begin(info.planned_epochs)
             sched.observe(info.val_loss, info.val_step)
@@ -193,7 +205,7 @@ def make_halo(lr: Optional[float] = None, *, weights: Union[None, str, Path, Hal
             pieces = [(0, info.hi - info.lo, lr * mult, gain)]
             run["kernel"].update(params, grads, state.m, state.v, int(info.count), pieces)
             return
-        seg = segment(info.lo, info.hi)
+        seg = segment(info.lo, info.hi, ctrl)
         mult, gain = ctrl.scalars(seg.ids, info.count, info.progress)
         before = params[seg.sample] if ctrl.uses_stats else None
         run["kernel"].update(params, grads, state.m, state.v, int(info.count),

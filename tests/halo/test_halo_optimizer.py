@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from kernels.optim_base import StepInfo, slice_state
+from kernels.optim_base import StepInfo, array_fields, slice_state
 from kernels.sparsity import parse_sparsity, thirds_scheme
 from models.halo.arch import CONTROLLER_FEATURES, HaloWeights, adam_like_weights
 from models.halo.distill import controller_theta
@@ -99,7 +99,8 @@ def test_segments_compose_with_statistics_in_use():
     for lo, hi in ((0, 40), (40, n)):
         opt.update(seg_p[lo:hi], g[lo:hi], slice_state(seg_s, lo, hi), info._replace(lo=lo, hi=hi))
     assert np.array_equal(seg_p, full_p)
-    assert all(np.array_equal(a, b) for a, b in zip(seg_s, full_s))
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(array_fields(seg_s),
+                                                                array_fields(full_s)))
 
 
 def test_skipped_layers_keep_their_state():
@@ -169,7 +170,7 @@ def test_never_diverges_on_synthetic_a(tmp_path):
 def test_flat_layout_and_hyperparameters():
     opt = make_halo(1e-3, kernel="matmul")
     state = opt.init(10)
-    assert state._fields == ("m", "v") and state.m.shape == (10,)
+    assert state._fields == ("m", "v", "tensors") and state.m.shape == (10,)
     assert flat_layout(10).size == 10
     assert opt.hyperparameters["kernel"] == "matmul"
 
@@ -215,3 +216,30 @@ def test_controller_fast_path_matches_its_definition():
             x = rng.standard_normal(size)
             ctrl.gather(k, x[sl], x[sl], x[sl] * 0.99)
     assert np.all(ctrl.have)  # the statistics were gathered and used
+
+
+def test_one_optimizer_drives_two_runs_from_their_own_states():
+    """The controller's per-tensor numbers live in the state (as optax keeps them): two
+    runs of one optimizer, interleaved step by step, equal two optimizers' runs."""
+    from models.halo.weights import load_weights
+
+    w = load_weights()  # halo-v2: per-tensor statistics and the loss trend are used
+    n = 64
+    rng = np.random.default_rng(3)
+    grads = [rng.standard_normal(n).astype(np.float32) for _ in range(6)]
+
+    def info(t, loss):
+        return StepInfo(t, t / 6, t + 1, 0, n, loss)
+
+    shared = make_halo(weights=w, kernel="elementwise")
+    pa, pb = np.zeros(n, np.float32), np.ones(n, np.float32)
+    sa, sb = shared.init(n), shared.init(n)
+    for t, g in enumerate(grads):
+        shared.update(pa, g, sa, info(t, 2.0 - 0.1 * t))
+        shared.update(pb, -g, sb, info(t, 1.0 + 0.2 * t))
+    for p0, sign, loss in ((0.0, 1.0, lambda t: 2.0 - 0.1 * t), (1.0, -1.0, lambda t: 1.0 + 0.2 * t)):
+        own = make_halo(weights=w, kernel="elementwise")
+        p, s = np.full(n, p0, np.float32), own.init(n)
+        for t, g in enumerate(grads):
+            own.update(p, sign * g, s, info(t, loss(t)))
+        np.testing.assert_array_equal(p, pa if p0 == 0.0 else pb)
