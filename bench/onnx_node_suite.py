@@ -33,14 +33,9 @@ def _cases():
         warnings.simplefilter("ignore")
         from onnx.backend.test.case.node import collect_testcases
 
-        try:
-            return collect_testcases()
-        except TypeError:  # onnx <= 1.19 (the last for Python 3.9) needs op_type
-            seen = {}
-            for op in SUPPORTED_OPS:
-                for case in collect_testcases(op):
-                    seen.setdefault(case.name, case)
-            return list(seen.values())
+        # op_type None: every case; onnx <= 1.19 (the last for Python 3.9) has no default,
+        # and a name there filters only the first call (its modules are imported once)
+        return collect_testcases(None)
 
 
 def _as_single_input(case):

@@ -260,7 +260,10 @@ class HealthOut(BaseModel):
 
 class PowerOut(BaseModel):
     """The latest power reading: watts per rail and board total, ``age_s`` seconds
-    since it was taken; ``estimated`` True when the figures come from a model."""
+    since it was taken; ``estimated`` True when the figures come from a model;
+    ``attribution``/``covers``: what the watts belong to (``board`` for a real meter;
+    ``process`` for the default estimate, which counts the daemon and its jobs only,
+    so an idle daemon reads about 0 W)."""
 
     source: str
     estimated: bool
@@ -268,6 +271,8 @@ class PowerOut(BaseModel):
     total_w: Optional[float]
     rails_w: Dict[str, Optional[float]]
     age_s: Optional[float]
+    attribution: Optional[str] = None
+    covers: Optional[str] = None
 
 
 class OptimizerOut(BaseModel):

@@ -53,7 +53,9 @@ async def power(sampler: SamplerDep) -> PowerOut:
     return PowerOut(source=source, estimated=estimated, profile=getattr(meter, "profile", None),
                     total_w=_finite(sample.total_w),
                     rails_w={str(k): _finite(v) for k, v in dict(sample.rails_w).items()},
-                    age_s=_finite(round(time.monotonic() - sample.t_s, 3)))
+                    age_s=_finite(round(time.monotonic() - sample.t_s, 3)),
+                    attribution=getattr(meter, "attribution", None),
+                    covers=getattr(meter, "covers", None))
 
 
 @router.get("/optimizers", response_model=OptimizersOut, responses=ERRORS,
