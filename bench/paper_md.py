@@ -102,7 +102,8 @@ def paper_markdown(parts: Dict[str, Dict[str, Any]], iterations: Sequence[int],
                   f"Task `{rep['task']}`, model `{rep['model']}`; energy: {energy_label(rep)}.", ""]
         if key == "ablation":
             lines += ["Structural sparsity `NAME:A-B-C`: update probability (%) of the first, "
-                      "middle and last third of the layers; `halo` runs 10-30-50 by default, "
+                      "middle and last third of the layers; `halo` runs the sparsity its weights were "
+                      "trained for by default (halo-v0: 10-30-50), "
                       "hand-designed optimizers run dense unless a scheme is given. (HALO's "
                       "Fig. 4 also has Adam trained from scratch; not run here.)", ""]
             lines += main_table(rep)
