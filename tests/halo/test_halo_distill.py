@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from kernels.halo_fold import MirrorMLP
-from models.halo.distill import INIT, fit, loss_and_grad
+from models.halo.distill import INIT, fit, loss_and_grad, mlp_from_vector
 
 
 def _records(seed=0, r=4, n=60, j=3):
@@ -24,13 +24,7 @@ def _flat(m):
 
 
 def _unflat(vec, like):
-    out, i = [], 0
-    for a in like:
-        shp = np.shape(a)
-        size = int(np.prod(shp)) if shp else 1
-        out.append(vec[i:i + size].reshape(shp) if shp else float(vec[i]))
-        i += size
-    return MirrorMLP(*out)
+    return mlp_from_vector(vec, like)
 
 
 def test_gradient_matches_finite_differences():
