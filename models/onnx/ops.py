@@ -14,6 +14,7 @@ per activation input.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -23,7 +24,7 @@ from kernels import layers_general as G
 from kernels.flat import FlatParams
 
 
-class Step:
+class Step(ABC):
     """One node of the plan.  ``tensors``: trainable ``(name, shape)`` in the flat buffer."""
 
     trainable = False
@@ -58,11 +59,14 @@ class Step:
         """ONNX initializers (name -> array in ONNX layout) of the trainable tensors."""
         return {}
 
+    @abstractmethod
     def forward(self, xs: List[np.ndarray], ws) -> Tuple[np.ndarray, object]:
-        raise NotImplementedError
+        """``(output, cache)`` for inputs ``xs``; ``ws`` is the step's scratch dict."""
 
+    @abstractmethod
     def backward(self, dout, cache, grads: bool, need_dx: List[bool]) -> List[Optional[np.ndarray]]:
-        raise NotImplementedError
+        """Gradients of the inputs (None where ``need_dx`` is False); parameter gradients
+        are written into the step's views when ``grads``."""
 
 
 class Conv(Step):
