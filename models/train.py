@@ -51,18 +51,21 @@ def example_groups(x: np.ndarray) -> np.ndarray:
 
 
 def validation_split(x: np.ndarray, y: np.ndarray, fraction: float, max_examples: int,
-                     seed: int) -> Tuple[np.ndarray, np.ndarray]:
+                     seed: int, groups: Optional[np.ndarray] = None
+                     ) -> Tuple[np.ndarray, np.ndarray]:
     """``(train_idx, val_idx)``: a seeded, per-class split of a training split.
 
     About ``fraction`` of each class's examples (in all at most ``max_examples``) go to
     validation, in whole groups of identical examples (:func:`example_groups`); a class
     with a single distinct example stays in training.  Raises ``ValueError`` when the
-    fraction is outside (0, 0.5] or nothing can be held out.
+    fraction is outside (0, 0.5] or nothing can be held out.  ``groups``: the
+    :func:`example_groups` of ``x`` when the caller has them already.
     """
     if not 0.0 < fraction <= 0.5:
         raise ValueError(f"validation fraction must be in (0, 0.5], got {fraction!r}")
     n = int(y.shape[0])
-    groups = example_groups(x)
+    if groups is None:
+        groups = example_groups(x)
     rng = np.random.default_rng([int(seed), 2])
     quota = min(float(fraction), max(1, int(max_examples)) / max(1, n))
     val = np.zeros(n, dtype=bool)
@@ -94,18 +97,17 @@ class ValidationProbe:
     """
 
     def __init__(self, x: np.ndarray, y: np.ndarray, train_y: np.ndarray, num_classes: int,
-                 every: int, chunk: int = 256):
+                 every: int, chunk: int = 256, planned_epochs: float = math.nan):
         if every < 1:
             raise ValueError(f"validation every must be >= 1 step, got {every}")
         self.x, self.y, self.every, self.chunk = x, y, int(every), int(chunk)
+        self.planned_epochs = float(planned_epochs)
+        """Passes over the distinct training examples the step budget allows (NaN:
+        unknown)."""
         f_train = np.bincount(train_y, minlength=num_classes) / max(1, train_y.shape[0])
         f_val = np.bincount(y, minlength=num_classes) / max(1, y.shape[0])
         w = (f_train / np.maximum(f_val, 1e-12))[y]
         self.weights = (w / w.sum()).astype(np.float64)
-
-    planned_epochs = math.nan
-    """Passes over the distinct training examples the budget allows (set by
-    :func:`hold_out_validation` when it knows the budget)."""
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
@@ -134,11 +136,14 @@ def hold_out_validation(optimizer: Optimizer, x: np.ndarray, y: np.ndarray, num_
     want = optimizer.hyperparameters.get("validation")
     if not want:
         return x, y, None
-    tr, va = validation_split(x, y, float(want["fraction"]), int(want["max_examples"]), seed)
-    probe = ValidationProbe(_rows(x, va), y[va], y[tr], num_classes, int(want["every"]))
+    groups = example_groups(x)  # once: the split and the planned epochs both need it
+    tr, va = validation_split(x, y, float(want["fraction"]), int(want["max_examples"]), seed,
+                              groups=groups)
+    epochs = math.nan
     if steps and batch_size:
-        distinct = int(np.unique(example_groups(x)[tr]).size)
-        probe.planned_epochs = float(steps) * min(int(batch_size), tr.size) / max(1, distinct)
+        epochs = float(steps) * min(int(batch_size), tr.size) / max(1, np.unique(groups[tr]).size)
+    probe = ValidationProbe(_rows(x, va), y[va], y[tr], num_classes, int(want["every"]),
+                            planned_epochs=epochs)
     return _rows(x, tr), y[tr], probe
 
 
