@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import shlex
 import sys
 from pathlib import Path
 from typing import List, Optional, Tuple
 
 from agent.argtypes import positive_int
 from bench.arms import split_list
+from bench.cli import _command
 
 
 def _cases(items: List[str]) -> List[Tuple[str, Optional[str]]]:
@@ -25,12 +25,6 @@ def _cases(items: List[str]) -> List[Tuple[str, Optional[str]]]:
         spec = get_task(task)  # DataError naming the task
         out.append((spec.name, model or spec.default_model))
     return out
-
-
-def _command(args) -> str:
-    argv = getattr(args, "_argv", None)
-    argv = argv if argv is not None else sys.argv[2:]
-    return "halo-agent bench " + " ".join(shlex.quote(a) for a in argv)
 
 
 def add_fit_commands(sub) -> None:
