@@ -50,25 +50,23 @@ def collect(root: Path) -> Dict[str, Any]:
                 "tuning_runs": rows[0].get("tuning_runs"),
             }
         r0 = reports[0]
+        tuned = [r["optimizers"]["hypergrad"]["runs"][0] for r in reports
+                 if "hypergrad" in r["optimizers"]]
+        hist = [run["tuning"]["history"] for run in tuned]
+        meta_val_loss = [[h.get("val_loss") for h in hs] for hs in hist]
+        best = [int(np.nanargmin([np.nan if v is None else v for v in losses]))
+                for losses in meta_val_loss]
         out[task_dir.name] = {
             "task": r0["task"], "model": r0["model"], "steps": r0["steps"],
             "estimated": r0["estimated"], "energy_source": r0["energy_source"],
             "energy_profile": r0["energy_profile"],
             "initial_accuracy": r0["optimizers"]["momentum"]["runs"][0]["initial_accuracy"],
             "commands": [r.get("command") for r in reports], "arms": arms,
-            "schedules": [r["optimizers"]["hypergrad"]["runs"][0]["schedule"] for r in reports
-                          if "hypergrad" in r["optimizers"]],
-            "meta_val_loss": [[h.get("val_loss") for h in
-                               r["optimizers"]["hypergrad"]["runs"][0]["tuning"]["history"]]
-                              for r in reports if "hypergrad" in r["optimizers"]],
+            "schedules": [run["schedule"] for run in tuned],
+            "meta_val_loss": meta_val_loss, "best_meta_step": best,
         }
-        out[task_dir.name]["best_meta_step"] = [
-            int(np.nanargmin([np.nan if v is None else v for v in losses]))
-            for losses in out[task_dir.name]["meta_val_loss"]]
         if "hypergrad" in arms:  # joules spent up to the meta-step whose schedule was kept
-            hist = [r["optimizers"]["hypergrad"]["runs"][0]["tuning"]["history"] for r in reports]
-            arms["hypergrad"]["joules_to_chosen"] = [
-                h[k]["joules"] for h, k in zip(hist, out[task_dir.name]["best_meta_step"])]
+            arms["hypergrad"]["joules_to_chosen"] = [h[k]["joules"] for h, k in zip(hist, best)]
     return out
 
 
