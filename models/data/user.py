@@ -285,18 +285,12 @@ def delete_dataset(data_dir: Path, ds_id: str) -> None:
     shutil.rmtree(trash, ignore_errors=True)
 
 
-def dataset_file(data_dir: Path, ds_id: str) -> Path:
-    """The stored arrays of dataset ``ds_id`` (which must exist)."""
-    read_manifest(data_dir, ds_id)
-    return _dir(data_dir, ds_id) / "data.npz"
-
-
 def load_user_task(data_dir: Path, ds_id: str, default_model: str = "cnn-a") -> TaskData:
     """The stored dataset as a :class:`TaskData`: its train and test parts are the
     target splits (and stand in for the source splits, which a job starting from a
     given model never trains on), normalised with the stored statistics."""
     m = read_manifest(data_dir, ds_id)
-    with np.load(dataset_file(data_dir, ds_id), allow_pickle=False) as z:
+    with np.load(_dir(data_dir, ds_id) / "data.npz", allow_pickle=False) as z:
         a = {k: z[k] for k in z.files}
     mean, std = a["mean"], a["std"]
     if m["storage"] == "images-uint8":
