@@ -105,8 +105,12 @@ def daemon_peaks(data_dir: Path, task: str, steps: int, settle_s: float = 2.0) -
             idle, idle_peak = _proc_mb(proc.pid)
             job = {"task": task, "optimizer": "halo", "eval_every": 25, "budget": {"steps": steps}}
             url = f"{base}/v1/adaptations/{_get(f'{base}/v1/adaptations', job)['id']}"
-            status = wait_until(lambda: _get(url)["status"] not in ("queued", "running") and
-                                _get(url)["status"], 600.0, period_s=0.5)
+
+            def finished() -> Optional[str]:  # the final status, one request per poll
+                now = _get(url)["status"]
+                return None if now in ("queued", "running") else now
+
+            status = wait_until(finished, 600.0, period_s=0.5)
             _, peak = _proc_mb(proc.pid)
         finally:
             proc.terminate()
