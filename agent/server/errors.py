@@ -45,6 +45,24 @@ class NotReady(ApiError):
     status_code = 409
 
 
+class ItemNotFound(ApiError):
+    """No upload (dataset or model) has this id."""
+
+    status_code = 404
+
+
+class UploadRefused(ApiError):
+    """An upload that is not a usable dataset or model (nothing was stored)."""
+
+    status_code = 422
+
+
+class InUse(ApiError):
+    """An upload a queued or running job needs."""
+
+    status_code = 409
+
+
 class QueueFull(ApiError):
     """Too many jobs are waiting."""
 

@@ -7,7 +7,7 @@ from fastapi import APIRouter, File, Form, Path, Response, UploadFile
 from pydantic import BaseModel, ConfigDict
 
 from agent.server.deps import SettingsDep, StoreDep
-from agent.server.errors import ApiError
+from agent.server.errors import ApiError, InUse, ItemNotFound, UploadRefused
 from agent.server.routes.jobs import ERRORS
 from agent.server.store import JobStore
 
@@ -18,24 +18,6 @@ ITEM_ID = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", min_length=64, max_leng
 USE_LOCK = threading.Lock()
 """Held while a job naming an upload is checked and stored, and while an upload is
 deleted, so a dataset is never deleted between a job's check and its creation."""
-
-
-class UploadRefused(ApiError):
-    """An upload that is not a usable dataset or model (nothing was stored)."""
-
-    status_code = 422
-
-
-class ItemNotFound(ApiError):
-    """No upload has this id."""
-
-    status_code = 404
-
-
-class InUse(ApiError):
-    """An upload a queued or running job needs."""
-
-    status_code = 409
 
 
 class DatasetOut(BaseModel):
