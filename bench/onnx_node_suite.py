@@ -80,7 +80,7 @@ def run_case(case) -> Dict[str, object]:
         return row
     model, x = _as_single_input(case)
     try:
-        steps, _, out, layout, _, _ = build_plan(model, case.name, node_test=True)
+        steps, _, out, layout, _ = build_plan(model, case.name, node_test=True)
     except OnnxModelError as e:
         msg = str(e).split(": ", 1)[1] if ": " in str(e) else str(e)
         row["reason"] = msg.split(": ", 1)[1] if msg.startswith("node ") else msg

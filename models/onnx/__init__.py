@@ -65,7 +65,7 @@ def load_onnx_model(path, trainable: str = "all", num_classes: Optional[int] = N
     where = f"model file {path}"
     model = read_model(path)
     _check_opset(model, where)
-    steps, shape, out, layout, out_shape, _ = build_plan(model, where, trainable)
+    steps, shape, out, layout, out_shape = build_plan(model, where, trainable)
     if len(out_shape) != 2:
         raise OnnxModelError(f"{where}: output {out!r} has shape {tuple(out_shape)} (at batch 2); "
                              "expected (batch, classes) logits")
@@ -136,7 +136,7 @@ def restrict_trainable(net, scheme: Optional[str]):
         raise OnnxModelError(f"sparsity 'bias': bias-only updates need an imported ONNX model "
                              f"(--model FILE.onnx), not the built-in {getattr(net, 'arch', net)!r}")
     model = adapted_model(net)  # the current values, frozen ones included
-    steps, shape, out, layout, out_shape, _ = build_plan(model, f"model file {net.source}", "bias")
+    steps, shape, out, layout, out_shape = build_plan(model, f"model file {net.source}", "bias")
     return OnnxNetwork(steps, net.input_name, out, shape, out_shape[1], model, net.source, "bias", layout)
 
 

@@ -77,10 +77,10 @@ def unsupported_nodes(model) -> List[Tuple[str, str]]:
 class _Builder:
     """Walks the graph once, in its (topological) node order, into a list of steps."""
 
-    def __init__(self, model, where: str, trainable: str, node_test: bool = False):
+    def __init__(self, model, where: str, trainable: str):
         from onnx import numpy_helper
 
-        self.model, self.where, self.mode, self.node_test = model, where, trainable, node_test
+        self.model, self.where, self.mode = model, where, trainable
         self.nh = numpy_helper
         g = model.graph
         self.consts: Dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t) for t in g.initializer}
@@ -90,11 +90,8 @@ class _Builder:
         self.consumers = Counter(i for n in g.node for i in n.input if i)
         for o in g.output:
             self.consumers[o.name] += 1
-        self.nodes = {o: n for n in g.node for o in n.output}
         self.flatten_perm: Dict[str, np.ndarray] = {}
         self.used_inits: Dict[str, str] = {}
-        self.last_dense = max((k for k, n in enumerate(g.node) if n.op_type in ("Gemm", "MatMul")),
-                              default=-1)
 
     # -- errors and attributes -------------------------------------------------------
     def err(self, node, msg: str) -> OnnxModelError:
@@ -353,12 +350,13 @@ class _Builder:
 
 
 def build_plan(model, where: str, trainable: str = "all", node_test: bool = False):
-    """Steps, input shape (engine layout, no batch), output value and layout of ``model``.
+    """Steps, input shape (engine layout, no batch), output value, its layout and its batch-2
+    shape of ``model``.
 
     The graph is checked while it is walked: shapes with a dry run at batch 2."""
     if trainable not in TRAINABLE_MODES:
         raise OnnxModelError(f"trainable: got {trainable!r}; expected one of {TRAINABLE_MODES}")
-    b = _Builder(model, where, trainable, node_test)
+    b = _Builder(model, where, trainable)
     g = model.graph
     inputs = [i for i in g.input if i.name not in b.consts]
     if len(inputs) != 1:
@@ -405,7 +403,7 @@ def build_plan(model, where: str, trainable: str = "all", node_test: bool = Fals
     out = g.output[0].name
     if out not in b.layout:
         raise OnnxModelError(f"{where}: output {out!r} is a constant, not computed from the input")
-    return b.steps, input_shape, out, b.layout[out], b.sample[out].shape, b.sample
+    return b.steps, input_shape, out, b.layout[out], b.sample[out].shape
 
 
 def _elem_name(t: int) -> str:
