@@ -60,16 +60,13 @@ def check_tune(tune: Optional[TuneSpec], data: Dict[str, Any]) -> Optional[TuneS
 
 
 def tune_config(request: Dict[str, Any], settings: Any, job_id: str) -> Any:
-    """The ``agent.tune.TuneConfig`` of a validated tuning request."""
+    """The ``agent.tune.TuneConfig`` of a validated tuning request (its ``tune`` holds
+    every :class:`TuneSpec` field, defaults filled in, each a ``TuneConfig`` field)."""
     from agent.tune import TuneConfig
 
-    t = request["tune"]
     return TuneConfig(
         task=request["task"], data_dir=settings.data_dir, model=request.get("model"),
-        method=t.get("method", "hypergrad"), optimizer=request["optimizer"],
-        steps=request["budget"]["steps"], meta_steps=t["meta_steps"],
-        blocks=t.get("blocks", 4), lr=t.get("lr", 0.01), momentum=t.get("momentum", 0.9),
-        meta_lr=t.get("meta_lr", 0.3), validation_fraction=t.get("validation_fraction", 0.2),
+        optimizer=request["optimizer"], steps=request["budget"]["steps"], **request["tune"],
         seed=request.get("seed") or 0, sparsity=request.get("sparsity"),
         eval_every=request.get("eval_every") or 25, power_source=settings.power_source,
         sysfs_root=settings.sysfs_root, idle_seconds=settings.idle_seconds,
