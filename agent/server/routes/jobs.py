@@ -65,9 +65,10 @@ def submit(body: AdaptationRequest, store: StoreDep, runner: RunnerDep,
     job_id = uuid.uuid4().hex
     from agent.server.routes.datasets import USE_LOCK  # an upload is not deleted meanwhile
 
+    request = body.model_dump()
     with USE_LOCK:
-        check_request(body.model_dump(), settings.data_dir)  # 422 naming the field: cannot run
-        store.create(job_id, body.model_dump(), time.time())
+        check_request(request, settings.data_dir)  # 422 naming the field: cannot run
+        store.create(job_id, request, time.time())
     runner.submit(job_id)
     response.headers["Location"] = f"/v1/adaptations/{job_id}"
     return Submitted(id=job_id, status="queued")
