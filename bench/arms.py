@@ -58,18 +58,24 @@ class Arm:
         return ",".join(f"{self.sparsity[int(t)]:g}" for t in thirds)
 
 
-def _thirds(text: str, arm_text: str) -> Tuple[float, float, float]:
-    parts = text.split("-")
-    expected = "dense, halo, or three percentages like 10-30-50"
+def _three(parts: Sequence[str], unit: float, arm_text: str, expected: str,
+           out_of_range: str) -> Tuple[float, float, float]:
+    """Three probabilities in (0, 1] from ``parts`` (each divided by ``unit``);
+    :class:`BenchConfigError` saying ``expected`` (``out_of_range`` for a value outside)."""
     if len(parts) != 3:
         raise BenchConfigError("optimizers", arm_text, expected)
     try:
-        values = tuple(float(p) / 100.0 for p in parts)
+        values = tuple(float(p) / unit for p in parts)
     except ValueError:
         raise BenchConfigError("optimizers", arm_text, expected) from None
     if not all(0.0 < v <= 1.0 for v in values):
-        raise BenchConfigError("optimizers", arm_text, "percentages in (0, 100], like 10-30-50")
+        raise BenchConfigError("optimizers", arm_text, out_of_range)
     return values  # type: ignore[return-value]
+
+
+def _thirds(text: str, arm_text: str) -> Tuple[float, float, float]:
+    return _three(text.split("-"), 100.0, arm_text, "dense, halo, or three percentages like 10-30-50",
+                  "percentages in (0, 100], like 10-30-50")
 
 
 THIRDS = "thirds:"
@@ -78,14 +84,7 @@ THIRDS = "thirds:"
 def _fractions(text: str, arm_text: str) -> Tuple[float, float, float]:
     """``P1,P2,P3`` (fractions in (0, 1]) of a ``NAME:thirds:P1,P2,P3`` arm."""
     expected = "thirds:P1,P2,P3 with three probabilities in (0, 1], like thirds:0.25,0.93,0.92"
-    parts = [p.strip() for p in text.split(",")]
-    try:
-        values = tuple(float(p) for p in parts)
-    except ValueError:
-        raise BenchConfigError("optimizers", arm_text, expected) from None
-    if len(values) != 3 or not all(0.0 < v <= 1.0 for v in values):
-        raise BenchConfigError("optimizers", arm_text, expected)
-    return values  # type: ignore[return-value]
+    return _three([p.strip() for p in text.split(",")], 1.0, arm_text, expected, expected)
 
 
 def parse_arm(text: str) -> Arm:
