@@ -77,16 +77,17 @@ def paper_row(parts: Dict[str, Any]) -> str:
     for name, r in parts.items():
         opts = r["optimizers"]
         best = max(opts, key=lambda k: opts[k]["final_accuracy_smoothed"]["mean"])
-        halo = next((k for k in opts if k == "halo"), None)
         txt = f"{name}: best {best} {_pct(opts[best]['final_accuracy_smoothed']['mean'])}"
-        if halo and halo != best:
-            txt += f", halo {_pct(opts[halo]['final_accuracy_smoothed']['mean'])}"
+        if "halo" in opts and best != "halo":
+            txt += f", halo {_pct(opts['halo']['final_accuracy_smoothed']['mean'])}"
         out.append(txt)
     return "; ".join(out)
 
 
 def kernels_row(r: Dict[str, Any]) -> str:
-    ups = [u for u in r.get("updates", []) if u["n"] == max(x["n"] for x in r["updates"])]
+    updates = r.get("updates", [])
+    largest = max((u["n"] for u in updates), default=None)
+    ups = [u for u in updates if u["n"] == largest]
     txt = ", ".join(f"{u['weights']} {u['ratio']:.2f}x" for u in ups)
     return f"HALO update / Adam update at n = {ups[0]['n']:.0e}: {txt}" if ups else "see report"
 
