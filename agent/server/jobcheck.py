@@ -7,12 +7,16 @@ and the value instead of being queued and failing later.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any, Callable, Dict, Tuple
 
 from agent.errors import ConfigError
 
 Shape = Tuple[int, ...]
+USE_LOCK = threading.Lock()
+"""Held while a job naming an upload is checked and stored, and while an upload is
+deleted, so a dataset is never deleted between a job's check and its creation."""
 
 
 def model_shape(request: Dict[str, Any], data_dir: Path) -> Tuple[str, Shape, int, int]:

@@ -1,6 +1,5 @@
 """Routes of ``/v1/datasets``: upload (multipart), list, show and delete a user's datasets."""
 
-import threading
 from typing import Annotated, Any, Dict, List, Literal, Optional
 
 from fastapi import APIRouter, File, Form, Path, Response, UploadFile
@@ -8,6 +7,7 @@ from pydantic import BaseModel, ConfigDict
 
 from agent.server.deps import SettingsDep, StoreDep
 from agent.server.errors import ApiError, InUse, ItemNotFound, UploadRefused
+from agent.server.jobcheck import USE_LOCK
 from agent.server.routes.jobs import ERRORS
 from agent.server.store import JobStore
 
@@ -15,9 +15,6 @@ router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
 ITEM_ID = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", min_length=64, max_length=64,
                               description="id (sha256, 64 hex digits)")]
-USE_LOCK = threading.Lock()
-"""Held while a job naming an upload is checked and stored, and while an upload is
-deleted, so a dataset is never deleted between a job's check and its creation."""
 
 
 class DatasetOut(BaseModel):

@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from agent.server import views
 from agent.server.deps import RunnerDep, SettingsDep, StoreDep
 from agent.server.errors import ApiError, JobNotFound, NotReady, QueueFull
-from agent.server.jobcheck import check_request
+from agent.server.jobcheck import USE_LOCK, check_request
 from agent.server.schemas import (
     AdaptationRequest,
     CancelAnswer,
@@ -63,10 +63,8 @@ def submit(body: AdaptationRequest, store: StoreDep, runner: RunnerDep,
         raise QueueFull(f"queue: {settings.max_queued} jobs are already waiting; "
                         "retry when one has started")
     job_id = uuid.uuid4().hex
-    from agent.server.routes.datasets import USE_LOCK  # an upload is not deleted meanwhile
-
     request = body.model_dump()
-    with USE_LOCK:
+    with USE_LOCK:  # an upload is not deleted meanwhile
         check_request(request, settings.data_dir)  # 422 naming the field: cannot run
         store.create(job_id, request, time.time())
     runner.submit(job_id)
