@@ -115,7 +115,7 @@ def build(cfg: Dict[str, Any], data_dir: Path):
     return space, unroll, es_cfg
 
 
-def _describe(space: MetaSpace, unroll: Unroll, n_layers: int):
+def _describe(space: MetaSpace, unroll: Unroll, n_layers: Optional[int]):
     def describe(theta: np.ndarray) -> Dict[str, float]:
         row = {f"x.{n}": round(float(v), 6) for n, v in zip(space.names, theta)}
         row.update(space.describe(theta))
@@ -184,7 +184,7 @@ def meta_train(config, data_dir: Path, out_dir: Path, *,
         n_layers = build_network(unroll.model, spec.input_shape, spec.num_classes,
                                  seed=None).n_layers
     else:
-        n_layers = 3  # only for the card's expected cost, which is not priced here
+        n_layers = None  # many architectures: the step cost is not priced (no cost table)
     describe = _describe(space, unroll, n_layers)
     ck, csv_path = out_dir / "state.json", out_dir / "meta-loss.csv"
     done = load_state(ck).iteration if ck.exists() else 0
@@ -253,13 +253,14 @@ def meta_validate(unroll, x: np.ndarray, mv: Dict[str, Any], log: Log,
             "start": start, "meta_trained": final}
 
 
-def model_card(cfg, space: MetaSpace, x: np.ndarray, history, unroll: Unroll, n_layers: int,
-               plot_note: Optional[str]) -> Dict[str, Any]:
+def model_card(cfg, space: MetaSpace, x: np.ndarray, history, unroll: Unroll,
+               n_layers: Optional[int], plot_note: Optional[str]) -> Dict[str, Any]:
     """The card of the meta-trained weights (evaluation added later)."""
     start_card_path = card_path(start_weights_path(cfg["start"]))
     start_card = json.loads(start_card_path.read_text()) if start_card_path.exists() else {}
     w = space.weights(x)
-    probs = layer_probabilities(w.update_probabilities, n_layers)
+    cost = (expected_cost(layer_probabilities(w.update_probabilities, n_layers), unroll.cost_table)
+            if unroll.cost_table else None)
     wall = float(sum(r["seconds"] for r in history))
     return {
         "name": cfg["name"],
@@ -278,8 +279,7 @@ def model_card(cfg, space: MetaSpace, x: np.ndarray, history, unroll: Unroll, n_
             "final_point": f"mean of the last {cfg['average_last']} iterates",
             "meta_parameters": {n: round(float(v), 6) for n, v in zip(space.names, x)},
             "update_probabilities": list(w.update_probabilities),
-            "expected_step_cost_meta_task": (round(expected_cost(probs, unroll.cost_table), 4)
-                                             if unroll.cost_table else None),
+            "expected_step_cost_meta_task": None if cost is None else round(cost, 4),
             "meta_loss_curve": [{k: r[k] for k in ("iteration", "meta_loss", "min", "max",
                                                    "expected_cost", "seconds")} for r in history],
             "plot": "meta-loss.png" if plot_note is None else None,
