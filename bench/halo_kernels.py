@@ -35,7 +35,7 @@ from kernels.optimizers import adam
 from kernels.sparsity import parse_sparsity
 from models.data.tasks import get_task
 from models.halo.optimizer import default_sparsity, make_halo, net_layout
-from models.halo.weights import load_weights
+from models.halo.weights import card_path, load_weights, shipped_versions
 from models.nets import build_network
 from models.train import Trainer
 
@@ -45,13 +45,12 @@ STEP_CASES = (("gsad-a", "mlp"), ("tdp-female", "mlp"), ("mnist-a", "cnn-b"))
 
 def shipped_weights() -> List[Path]:
     """Every shipped weights file, oldest version first."""
-    folder = Path(__file__).resolve().parent.parent / "models" / "weights"
-    return sorted(folder.glob("halo-v*.npz"), key=lambda p: int(p.stem.split("-v")[-1]))
+    return list(shipped_versions().values())
 
 
 def weights_label(path: Path) -> str:
     """The weights' version (their card's ``version``, else the file name)."""
-    card = Path(path).with_suffix(".json")
+    card = card_path(path)
     try:
         return str(json.loads(card.read_text()).get("version") or Path(path).stem)
     except (OSError, ValueError):
