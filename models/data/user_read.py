@@ -315,7 +315,7 @@ def _read_image_tree(entries: Dict[str, Callable[[], bytes]], image_size: Tuple[
     visible = [p for p in entries if not any(part.startswith((".", "__MACOSX"))
                                              for part in p.split("/"))]
     paths = [p for p in visible if p.lower().endswith(IMAGE_SUFFIXES)]
-    skipped = [p for p in visible if p not in set(paths)]
+    skipped = [p for p in visible if not p.lower().endswith(IMAGE_SUFFIXES)]
     parts = [p.split("/") for p in paths]
     while parts and len({q[0] for q in parts}) == 1 and all(len(q) > 2 for q in parts):
         parts = [q[1:] for q in parts]  # one wrapping top folder
