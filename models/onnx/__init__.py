@@ -65,17 +65,25 @@ def load_onnx_model(path, trainable: str = "all", num_classes: Optional[int] = N
     where = f"model file {path}"
     model = read_model(path)
     _check_opset(model, where)
+    net = _network(model, path, trainable)
+    if input_shape is not None and tuple(input_shape) != net.input_shape:
+        raise OnnxModelError(f"{where}: input shape {_nchw(net.input_shape)} (NCHW) does not fit the "
+                             f"task's input {_nchw(tuple(input_shape))} (NCHW)")
+    if num_classes is not None and int(num_classes) != net.num_classes:
+        raise OnnxModelError(f"{where}: the model outputs {net.num_classes} classes; the task has "
+                             f"{num_classes}")
+    return net
+
+
+def _network(model, path: Optional[Path], trainable: str) -> OnnxNetwork:
+    """The :class:`OnnxNetwork` of a read ``model`` (from file ``path``) with ``trainable``."""
+    where = f"model file {path}"
     steps, shape, out, layout, out_shape = build_plan(model, where, trainable)
     if len(out_shape) != 2:
         raise OnnxModelError(f"{where}: output {out!r} has shape {tuple(out_shape)} (at batch 2); "
                              "expected (batch, classes) logits")
-    if input_shape is not None and tuple(input_shape) != tuple(shape):
-        raise OnnxModelError(f"{where}: input shape {_nchw(shape)} (NCHW) does not fit the task's "
-                             f"input {_nchw(tuple(input_shape))} (NCHW)")
-    if num_classes is not None and int(num_classes) != out_shape[1]:
-        raise OnnxModelError(f"{where}: the model outputs {out_shape[1]} classes; the task has "
-                             f"{num_classes}")
-    inp = [i.name for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}][0]
+    inits = {t.name for t in model.graph.initializer}
+    inp = [i.name for i in model.graph.input if i.name not in inits][0]
     return OnnxNetwork(steps, inp, out, shape, out_shape[1], model, path, trainable, layout)
 
 
@@ -113,11 +121,12 @@ def inspect_onnx(path) -> Dict[str, Any]:
         "initializer_params": int(sum(int(np.prod(t.dims)) for t in model.graph.initializer)),
     }
     try:
-        net = load_onnx_model(path)
+        _check_opset(model, f"model file {path}")
+        net = _network(model, path, "all")
     except OnnxModelError as e:
         info.update(supported=False, error=str(e))
         return info
-    bias = load_onnx_model(path, trainable="bias")
+    bias = _network(model, path, "bias")
     info.update(
         supported=True, error=None, input_shape_nhwc=list(net.input_shape), num_classes=net.num_classes,
         trainable_layers=[{"name": net.layer_names[j], "op_type": net.steps[i].op_type,
@@ -135,9 +144,7 @@ def restrict_trainable(net, scheme: Optional[str]):
     if not isinstance(net, OnnxNetwork):
         raise OnnxModelError(f"sparsity 'bias': bias-only updates need an imported ONNX model "
                              f"(--model FILE.onnx), not the built-in {getattr(net, 'arch', net)!r}")
-    model = adapted_model(net)  # the current values, frozen ones included
-    steps, shape, out, layout, out_shape = build_plan(model, f"model file {net.source}", "bias")
-    return OnnxNetwork(steps, net.input_name, out, shape, out_shape[1], model, net.source, "bias", layout)
+    return _network(adapted_model(net), net.source, "bias")  # the current values, frozen ones included
 
 
 def check_output_path(net, path) -> None:
