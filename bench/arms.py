@@ -18,6 +18,7 @@ from typing import List, Optional, Sequence, Tuple
 
 from agent.errors import ConfigError
 from kernels.optimizers import OPTIMIZERS
+from kernels.sparsity import THIRDS_PREFIX as THIRDS
 from kernels.sparsity import halo_thirds
 from models.registry import optimizer_names
 
@@ -76,9 +77,6 @@ def _three(parts: Sequence[str], unit: float, arm_text: str, expected: str,
 def _thirds(text: str, arm_text: str) -> Tuple[float, float, float]:
     return _three(text.split("-"), 100.0, arm_text, "dense, halo, or three percentages like 10-30-50",
                   "percentages in (0, 100], like 10-30-50")
-
-
-THIRDS = "thirds:"
 
 
 def _fractions(text: str, arm_text: str) -> Tuple[float, float, float]:
