@@ -132,14 +132,14 @@ class EstimateMeter(Meter):
         if attribution != "process":
             self.spec += f":{attribution}"
         self.profile = self._profile.name
-        if cpu_times is None or cpu_count is None or process_cpu is None:
+        if cpu_times is None or cpu_count is None:
             import psutil
         self._cpu_times = cpu_times if cpu_times is not None else psutil.cpu_times
         self.n_cpus = int(cpu_count if cpu_count is not None else (psutil.cpu_count() or 1))
         self.pid = os.getpid() if pid is None else int(pid)
-        self._process_cpu = process_cpu if process_cpu is not None else ProcessTreeCpu(self.pid)
         self._clock = clock
-        if attribution == "process":
+        if attribution == "process":  # the process tree's CPU seconds; "machine" never reads them
+            self._process_cpu = process_cpu if process_cpu is not None else ProcessTreeCpu(self.pid)
             self._last = (self._process_cpu(), self._clock())
         else:
             self._last = _split(self._cpu_times())
