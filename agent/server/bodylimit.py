@@ -29,9 +29,10 @@ class BodySizeLimit:
             return max(self.max_bytes, self.upload_bytes)
         return self.max_bytes
 
-    async def _reject(self, scope: Scope, receive: Receive, send: Send, what: str) -> None:
+    async def _reject(self, scope: Scope, receive: Receive, send: Send, what: str,
+                      limit: int) -> None:
         response = JSONResponse(
-            {"detail": f"request body: {what}; expected at most {self.limit(scope)} bytes"},
+            {"detail": f"request body: {what}; expected at most {limit} bytes"},
             status_code=413)
         await response(scope, receive, send)
 
@@ -39,6 +40,7 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.limit(scope)
         length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
         if length is not None:
             try:
@@ -49,8 +51,8 @@ class BodySizeLimit:
                     status_code=400)
                 await response(scope, receive, send)
                 return
-            if n > self.limit(scope):
-                await self._reject(scope, receive, send, f"Content-Length {n} bytes")
+            if n > limit:
+                await self._reject(scope, receive, send, f"Content-Length {n} bytes", limit)
                 return
         if scope["method"] in ("GET", "HEAD", "OPTIONS") and length is None:
             await self.app(scope, receive, send)
@@ -63,9 +65,8 @@ class BodySizeLimit:
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.limit(scope):
-                await self._reject(scope, receive, send,
-                                   f"more than {self.limit(scope)} bytes sent")
+            if size > limit:
+                await self._reject(scope, receive, send, f"more than {limit} bytes sent", limit)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
