@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from models.nets import Network
+from models.onnx.ops import hwc_rows
 
 OPSET = 13
 
@@ -61,10 +62,8 @@ def network_to_onnx(net: Network, graph_name: str = ""):
         elif kind == "_Dense":
             wk = v[f"{layer.name}.w"]
             if nodes and nodes[-1].op_type == "Flatten":
-                hh, ww, cc = flat_from
-                perm = np.arange(cc * hh * ww).reshape(cc, hh, ww).transpose(1, 2, 0).ravel()
                 w_chw = np.empty_like(wk)
-                w_chw[perm] = wk
+                w_chw[hwc_rows(*flat_from)] = wk
                 wk = w_chw
             inits += [numpy_helper.from_array(np.ascontiguousarray(wk.T), f"{layer.name}.weight"),
                       numpy_helper.from_array(v[f"{layer.name}.b"].copy(), f"{layer.name}.bias")]

@@ -314,7 +314,7 @@ class _Builder:
         if (self.layout[x0] == "nhwc" and axis == 1 and len(consumer) == 1 and self.consumers[out] == 1
                 and consumer[0].op_type in ("Gemm", "MatMul") and consumer[0].input[0] == out):
             _, h, w, c = self.sample[x0].shape
-            self.flatten_perm[out] = np.arange(c * h * w).reshape(c, h, w).transpose(1, 2, 0).ravel()
+            self.flatten_perm[out] = O.hwc_rows(h, w, c)
             self.add(O.Reshape(node.name, [x0], out, None, False, flatten_axis=1), "plain", node)
             return
         x = self.act(node, x0, "plain")

@@ -155,6 +155,12 @@ class BatchNorm(Step):
         return {k: self.values[k].copy() for k in self.grads}
 
 
+def hwc_rows(h: int, w: int, c: int) -> np.ndarray:
+    """For each row of a dense weight over an (H, W, C)-flattened map, its row in ONNX's
+    (C, H, W) order: ``w_engine = w_onnx[hwc_rows(...)]`` (and ``w_onnx[perm] = w_engine``)."""
+    return np.arange(c * h * w).reshape(c, h, w).transpose(1, 2, 0).ravel()
+
+
 class Dense(Step):
     """ONNX Gemm (``alpha * A @ B' + beta * C``) or MatMul with a constant right operand.
 
