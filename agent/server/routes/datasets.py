@@ -42,10 +42,6 @@ class DatasetList(BaseModel):
     items: List[DatasetOut]
 
 
-def dataset_out(m: Dict[str, Any]) -> DatasetOut:
-    return DatasetOut(**m)
-
-
 def jobs_using(store: JobStore, field: str, item_id: str) -> List[str]:
     """Ids of queued or running jobs whose request names ``field == item_id``."""
     out = []
@@ -101,14 +97,14 @@ def upload(settings: SettingsDep, response: Response,
         raise refused(e) from None
     response.status_code = 201 if created else 200
     response.headers["Location"] = f"/v1/datasets/{manifest['id']}"
-    return dataset_out(manifest)
+    return DatasetOut(**manifest)
 
 
 @router.get("", response_model=DatasetList, responses=ERRORS, summary="Stored datasets, newest first")
 def list_all(settings: SettingsDep) -> DatasetList:
     from models.data.user import list_datasets
 
-    return DatasetList(items=[dataset_out(m) for m in list_datasets(settings.data_dir)])
+    return DatasetList(items=[DatasetOut(**m) for m in list_datasets(settings.data_dir)])
 
 
 @router.get("/{dataset_id}", response_model=DatasetOut, responses=ERRORS,
@@ -118,7 +114,7 @@ def show(dataset_id: ITEM_ID, settings: SettingsDep) -> DatasetOut:
     from models.data.user_read import UserDataError
 
     try:
-        return dataset_out(read_manifest(settings.data_dir, dataset_id))
+        return DatasetOut(**read_manifest(settings.data_dir, dataset_id))
     except UserDataError as e:
         raise refused(e) from None
 
