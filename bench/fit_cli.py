@@ -27,6 +27,12 @@ def _cases(items: List[str]) -> List[Tuple[str, Optional[str]]]:
     return out
 
 
+def _add_report_options(p) -> None:
+    """``--out`` and ``--json``: where :func:`_finish` writes the report, and how it prints it."""
+    p.add_argument("--out", type=Path, default=None, help="folder for report.json and report.md")
+    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+
+
 def add_fit_commands(sub) -> None:
     """Add ``memory`` and ``kernels`` to the ``bench`` sub-parser set ``sub``."""
     m = sub.add_parser("memory", help="peak RSS of adaptation runs and of the daemon",
@@ -42,8 +48,7 @@ def add_fit_commands(sub) -> None:
                    help="task of the daemon's adaptation job ('none': no daemon; default: mnist-a)")
     m.add_argument("--data-dir", default=None, help="datasets and cached checkpoints "
                                                      "(default: $HALO_DATA_DIR or the user's)")
-    m.add_argument("--out", type=Path, default=None, help="folder for report.json and report.md")
-    m.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    _add_report_options(m)
     m.set_defaults(func=cmd_memory)
 
     k = sub.add_parser("kernels", help="HALO vs Adam: the update and a whole training step",
@@ -69,8 +74,7 @@ def add_fit_commands(sub) -> None:
     k.add_argument("--sparse-steps", type=int, default=100,
                    help="cnn-b steps per block of the sparse-vs-dense measurement (default: 100; "
                         "0: skip it)")
-    k.add_argument("--out", type=Path, default=None, help="folder for report.json and report.md")
-    k.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    _add_report_options(k)
     k.set_defaults(func=cmd_kernels)
 
 
