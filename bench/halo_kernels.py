@@ -24,7 +24,7 @@ import json
 import statistics
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -99,13 +99,18 @@ def update_vs_adam(n: int, weights: Path, rounds: int) -> Dict[str, float]:
                        lambda: opt_h.update(p_h, g, st_h, info()), rounds)
 
 
+def _random_batch(spec) -> Tuple[np.ndarray, np.ndarray]:
+    """Batch 64 of seeded random inputs shaped like task ``spec``'s, and random labels."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, *spec.input_shape)).astype(np.float32)
+    return x, rng.integers(0, spec.num_classes, 64)
+
+
 def step_vs_step(task: str, arch: str, weights: Optional[Path], sparse: bool, rounds: int,
                  block: int) -> Dict[str, Any]:
     """Measurement 2: ``block`` Trainer steps with HALO against ``block`` with Adam."""
     spec = get_task(task)
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((64, *spec.input_shape)).astype(np.float32)
-    y = rng.integers(0, spec.num_classes, 64)
+    x, y = _random_batch(spec)
     trainers = []
     probs = None
     for opt_of in (lambda net: adam(1e-3),
@@ -138,9 +143,7 @@ def sparse_vs_dense(steps: int, blocks: int = 3) -> Dict[str, float]:
     nothing) against dense steps, alternating blocks; the median ratio."""
     out: Dict[str, List[float]] = {"dense": [], "sparse": []}
     spec = get_task("mnist-a")
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((64, *spec.input_shape)).astype(np.float32)
-    y = rng.integers(0, spec.num_classes, 64)
+    x, y = _random_batch(spec)
     for b in range(blocks):
         for kind in ("dense", "sparse"):
             net = build_network("cnn-b", spec.input_shape, spec.num_classes, seed=0)
