@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from daemon_helpers import ServerProcess, wait_for
 
-FINAL = ("succeeded", "failed", "cancelled", "interrupted", "diverged")
+from agent.server.store import TERMINAL
 
 
 def job(steps: int, eval_every: int = 10, **extra: Any) -> Dict[str, Any]:
@@ -48,7 +48,7 @@ def status_of(client, job_id: str) -> Dict[str, Any]:
 
 def ended(client, job_id: str):
     body = status_of(client, job_id)
-    return body if body["status"] in FINAL else None
+    return body if body["status"] in TERMINAL else None
 
 
 def sha256(path: Path) -> str:

@@ -8,8 +8,8 @@ from daemon_helpers import local_client, wait_for
 
 from agent.server.app import create_app
 from agent.server.settings import Settings
+from agent.server.store import TERMINAL
 
-FINAL = ("succeeded", "failed", "cancelled", "interrupted", "diverged")
 TUNE = {"task": "synthetic-a", "optimizer": "momentum", "budget": {"steps": 20},
         "eval_every": 10, "tune": {"meta_steps": 2, "blocks": 2}}
 
@@ -24,7 +24,7 @@ def test_tuning_job_runs_end_to_end(real_app):
         r = c.post("/v1/adaptations", json=TUNE)
         assert r.status_code == 202, r.text
         job_id = r.json()["id"]
-        job = wait_for(lambda: (j := c.get(f"/v1/adaptations/{job_id}").json())["status"] in FINAL
+        job = wait_for(lambda: (j := c.get(f"/v1/adaptations/{job_id}").json())["status"] in TERMINAL
                        and j, timeout_s=180)
         assert job["status"] == "succeeded", job
         rep = job["report"]

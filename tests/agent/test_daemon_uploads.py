@@ -21,8 +21,7 @@ from upload_helpers import (
 
 from agent.server.app import create_app
 from agent.server.settings import Settings
-
-FINAL = ("succeeded", "failed", "cancelled", "interrupted", "diverged")
+from agent.server.store import TERMINAL
 
 
 def stored(data_dir: Path):
@@ -53,7 +52,7 @@ def run_job(c, body):
     r = c.post("/v1/adaptations", json=body)
     assert r.status_code == 202, r.text
     job_id = r.json()["id"]
-    return wait_for(lambda: (j := c.get(f"/v1/adaptations/{job_id}").json())["status"] in FINAL
+    return wait_for(lambda: (j := c.get(f"/v1/adaptations/{job_id}").json())["status"] in TERMINAL
                     and j, timeout_s=120)
 
 
