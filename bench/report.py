@@ -69,11 +69,12 @@ def mean_energy_split(runs: Sequence[Dict[str, Any]]) -> Optional[Dict[str, Any]
     splits = [r["energy_split"] for r in runs if r.get("energy_split")]
     if not splits:
         return None
-    return {"method": splits[0]["method"],
-            "joules": {p: math.fsum(s["joules"][p] for s in splits) / len(splits)
-                       for p in splits[0]["joules"]},
-            "share_of_training": {p: math.fsum(s["share_of_training"][p] for s in splits) / len(splits)
-                                  for p in splits[0]["share_of_training"]}}
+
+    def mean(key: str) -> Dict[str, float]:
+        return {p: math.fsum(s[key][p] for s in splits) / len(splits) for p in splits[0][key]}
+
+    return {"method": splits[0]["method"], "joules": mean("joules"),
+            "share_of_training": mean("share_of_training")}
 
 
 def build_report(cfg, arch: str, arms, cells, results: Dict[Any, List[Dict[str, Any]]],
