@@ -28,13 +28,13 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from .lazy import StandardizedImages, lookup_table
 from .load import Split, TaskData
 from .preprocess import (
     float_stats,
     image_channel_stats,
     seeded_rng,
     standardize,
-    standardize_uint8_images,
     stratified_split,
 )
 from .tasks import BATCH_SIZE, TaskSpec
@@ -293,9 +293,11 @@ def load_user_task(data_dir: Path, ds_id: str, default_model: str = "cnn-a") -> 
     with np.load(_dir(data_dir, ds_id) / "data.npz", allow_pickle=False) as z:
         a = {k: z[k] for k in z.files}
     mean, std = a["mean"], a["std"]
-    if m["storage"] == "images-uint8":
+    if m["storage"] == "images-uint8":  # standardised per batch, as the built-in image tasks
+        lut = lookup_table(mean, std)
+
         def norm(x: np.ndarray) -> np.ndarray:
-            return standardize_uint8_images(x, mean, std)
+            return StandardizedImages(x, np.arange(len(x)), lut)
     else:
         def norm(x: np.ndarray) -> np.ndarray:
             return standardize(x, mean, std)
