@@ -92,6 +92,9 @@ class _Builder:
             self.consumers[o.name] += 1
         self.flatten_perm: Dict[str, np.ndarray] = {}
         self.used_inits: Dict[str, str] = {}
+        dense = [n for n in g.node if n.op_type in ("Gemm", "MatMul")]
+        self.classifier = dense[-1].output[0] if dense else None
+        """Output of the last Gemm/MatMul: the classifier, whose weight ``bias`` mode trains."""
 
     # -- errors and attributes -------------------------------------------------------
     def err(self, node, msg: str) -> OnnxModelError:
@@ -332,11 +335,13 @@ class _Builder:
         if w.ndim != 2:
             raise self.err(node, f"weight {w_name!r} has rank {w.ndim}; only a 2-D weight is supported")
         c = None if c_name is None else self.const(node, c_name, "bias C")
-        self.trainable_init(node, w_name, True)
+        # "bias" mode (TinyTL): every bias, and the classifier's weight only
+        train_w = self.trainable_init(node, w_name, self.mode == "all"
+                                      or node.output[0] == self.classifier)
         if c_name is not None:
             self.trainable_init(node, c_name, True)
         self.add(O.Dense(node.name, [x], node.output[0], node.op_type, w_name, w, trans_b, c_name, c,
-                         alpha, beta, self.flatten_perm.get(node.input[0])), "plain", node)
+                         alpha, beta, self.flatten_perm.get(node.input[0]), train_w), "plain", node)
 
     def op_Gemm(self, node, a):
         if int(a.get("transA", 0)):

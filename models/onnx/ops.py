@@ -165,18 +165,19 @@ class Dense(Step):
     """ONNX Gemm (``alpha * A @ B' + beta * C``) or MatMul with a constant right operand.
 
     ``perm``: the row order of the weight when its input is an NHWC map flattened in the
-    engine's (H, W, C) order while the ONNX graph flattens (C, H, W)."""
+    engine's (H, W, C) order while the ONNX graph flattens (C, H, W).  ``train_w``: whether
+    the weight is trained (the bias always is)."""
 
     def __init__(self, name, inputs, output, op_type: str, w_name: str, w: np.ndarray,
                  trans_b: bool, c_name: Optional[str], c: Optional[np.ndarray],
-                 alpha: float, beta: float, perm: Optional[np.ndarray]):
+                 alpha: float, beta: float, perm: Optional[np.ndarray], train_w: bool = True):
         super().__init__(name, inputs, output)
         self.op_type, self.w_name, self.c_name = op_type, w_name, c_name
         self.trans_b, self.alpha, self.beta, self.perm = trans_b, float(alpha), float(beta), perm
         wk = w.T if trans_b else w
         if perm is not None:
             wk = wk[perm]
-        self.w = self.param(w_name, wk, True)
+        self.w = self.param(w_name, wk, train_w)
         self.c_shape = None if c is None else c.shape
         self.c = None if c is None else self.param(c_name, c, True)
         self.plain = (alpha == 1.0 and beta == 1.0 and c is not None
@@ -203,10 +204,12 @@ class Dense(Step):
                                      self.grad(self.c_name, grads), need_dx[0])]
         x, w, _ = cache
         d2 = dout.reshape(-1, dout.shape[-1])
-        if grads:
-            np.matmul(x.reshape(-1, x.shape[-1]).T, d2, out=self.grads[self.w_name])
+        dw = self.grad(self.w_name, grads)
+        if dw is not None:
+            np.matmul(x.reshape(-1, x.shape[-1]).T, d2, out=dw)
             if self.alpha != 1.0:
-                self.grads[self.w_name] *= np.float32(self.alpha)
+                dw *= np.float32(self.alpha)
+        if grads:
             if self.c is not None:
                 self.grads[self.c_name][...] = G.unbroadcast(dout, self.c_shape) * np.float32(self.beta)
         if not need_dx[0]:

@@ -296,3 +296,24 @@ def test_bench_compare_takes_an_onnx_model(tmp_path, capsys):
     report = json.loads((tmp_path / "cmp" / "report.json").read_text())
     assert report["model"] == str(src)
     assert all(run["source_model"] == str(src) for o in report["optimizers"].values() for run in o["runs"])
+
+
+def test_bias_mode_trains_the_classifier_weight_and_biases_only(tmp_path):
+    """TinyTL on a net with several Gemm layers: every bias, but of the weights only the
+    classifier's (the last Gemm/MatMul), are trainable; the others stay as imported."""
+    from models.nets import build_network
+
+    net = build_network("mlp", (12,), 3, seed=0)  # dense 64, dense 64, classifier
+    path = save_network_onnx(net, tmp_path / "mlp.onnx")
+    full = load_onnx_model(path)
+    bias = load_onnx_model(path, trainable="bias")
+    sizes = {name: int(np.prod(shape)) for name, shape in full.params.specs}
+    weights = [n for n, s in full.params.specs if len(s) == 2]
+    biases = [n for n, s in full.params.specs if len(s) == 1]
+    assert len(weights) == 3
+    assert bias.params.size == sizes[weights[-1]] + sum(sizes[b] for b in biases)
+    x = np.random.default_rng(0).standard_normal((5, 12)).astype(np.float32)
+    np.testing.assert_array_equal(bias.forward(x), full.forward(x))
+    y = np.array([0, 1, 2, 0, 1])
+    bias.loss_and_grad(x, y)  # frozen hidden weights: their backward still runs
+    assert np.all(np.isfinite(bias.params.grad)) and np.any(bias.params.grad != 0)
