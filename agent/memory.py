@@ -15,10 +15,3 @@ def peak_rss_mb() -> float:
     """
     raw = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return round(raw / (2**20 if sys.platform == "darwin" else 2**10), 1)
-
-
-def current_rss_mb() -> float:
-    """The resident set size now (psutil), in MB, rounded to 0.1 MB."""
-    import psutil
-
-    return round(psutil.Process().memory_info().rss / 2**20, 1)
