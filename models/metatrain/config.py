@@ -24,10 +24,12 @@ DEFAULTS: Dict[str, Any] = {
     "meta_task": {"task": "mnist-a", "model": "cnn-a", "horizon": 300, "batch_size": 64,
                   "probe_size": 256, "probe_every": 25},
     "objective": {"lambda_jac": 1e-3, "energy_weight": 0.05, "loss_clip": 2.0,
-                  "weight_noise": 0.0, "final_weight": 0.0},
+                  "weight_noise": 0.0, "final_weight": 0.0, "error_weight": 0.0},
     "cost_table": "measure",            # or {mask: relative cost} for every mask
     "distribution": None,               # a task-distribution spec: meta-train on its pool
-    "meta_validation": {"tasks": 4, "seeds_per_task": 2, "probes": 8},
+    # spec: null (hold out `tasks` tasks of the pool) or an overlay on `distribution`
+    # (e.g. {"seed": 1}) drawing a second, unseen pool for meta-validation
+    "meta_validation": {"tasks": 4, "seeds_per_task": 2, "probes": 8, "spec": None},
     "meta_parameters": {},              # name -> {"sigma": s, "lr": r} (lr optional)
     "es": {"iterations": 40, "pairs": 16, "lr": 0.05, "beta1": 0.9, "beta2": 0.999,
            "clip": 3.0, "workers": 2, "data_seeds": 1000000},
@@ -70,6 +72,18 @@ def _number(cfg, section, key, lo=0.0, strict=False):
         raise ConfigError(f"{section}.{key}", v, f"a number {'>' if strict else '>='} {lo}")
 
 
+def validation_spec(dist: Dict[str, Any], overlay: Dict[str, Any]) -> Dict[str, Any]:
+    """``dist`` with ``overlay`` laid over it section by section (the meta-validation pool's
+    spec when ``meta_validation.spec`` is set)."""
+    out = copy.deepcopy(dist)
+    for k, v in overlay.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = {**out[k], **copy.deepcopy(v)}
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
 def load_config(source: Union[str, Path, Dict[str, Any]]) -> Dict[str, Any]:
     """The full config from a JSON file (or a dict), defaults filled in, checked."""
     if isinstance(source, dict):
@@ -89,7 +103,7 @@ def load_config(source: Union[str, Path, Dict[str, Any]]) -> Dict[str, Any]:
     _positive_int(cfg, "", "average_last")
     for key in ("horizon", "batch_size", "probe_size", "probe_every"):
         _positive_int(cfg, "meta_task", key)
-    for key in ("lambda_jac", "energy_weight", "weight_noise", "final_weight"):
+    for key in ("lambda_jac", "energy_weight", "weight_noise", "final_weight", "error_weight"):
         _number(cfg, "objective", key)
     _number(cfg, "objective", "loss_clip", strict=True)
     for key in ("iterations", "pairs", "workers", "data_seeds"):
@@ -134,10 +148,29 @@ def load_config(source: Union[str, Path, Dict[str, Any]]) -> Dict[str, Any]:
                               "energy_weight 0 and lambda_jac 0 with a distribution (its tasks "
                               "have different architectures: no one cost table; the held-out "
                               "loss replaces the Jacobian regulariser)")
+        overlay = cfg["meta_validation"]["spec"]
+        if overlay is not None:
+            if not isinstance(overlay, dict):
+                raise ConfigError("meta_validation.spec", overlay,
+                                  "null or an object overlaid on distribution (e.g. {\"seed\": 1})")
+            try:
+                resolve_spec(validation_spec(dist, overlay))
+            except ValueError as e:
+                raise ConfigError("meta_validation.spec", overlay, f"a valid overlay ({e})") from None
+            if resolve_spec(validation_spec(dist, overlay)) == resolve_spec(dist):
+                raise ConfigError("meta_validation.spec", overlay,
+                                  "an overlay that changes the pool (a different seed), or null")
         if any(n.startswith("p.") for n in mp):
             raise ConfigError("meta_parameters", [n for n in mp if n.startswith("p.")],
                               "no update-probability coordinates with a distribution (no energy "
                               "price to hold them back)")
+    else:
+        if cfg["objective"]["error_weight"] != 0:
+            raise ConfigError("objective.error_weight", cfg["objective"]["error_weight"],
+                              "0 without a distribution (the single-task meta-loss has no error term)")
+        if cfg["meta_validation"]["spec"] is not None:
+            raise ConfigError("meta_validation.spec", cfg["meta_validation"]["spec"],
+                              "null without a distribution")
     ev = cfg["evaluation"]
     for i, t in enumerate(ev["tasks"]):
         if not (isinstance(t, dict) and "task" in t and set(t) <= {"task", "model", "steps"}):

@@ -11,8 +11,17 @@
    task's **held-out** examples ``x_val`` (never trained on, never seen by the
    optimizer);
 3. ``f = mean_t min(L_t / L_0, loss_clip) + final_weight * min(L_T / L_0, loss_clip)
-   + energy_weight * E[step cost](p)``; a non-finite loss counts as ``loss_clip`` for
+   + error_weight * (mean_t e_t + final_weight * e_T) + energy_weight * E[step cost](p)``
+   with ``e_t`` the held-out *class-balanced error* (mean over classes of the fraction
+   misclassified, 0..1); a non-finite loss counts as ``loss_clip`` (and ``e`` as 1) for
    the rest of the unroll.
+
+The error term measures what the evaluation measures (accuracy, and on a split
+balanced by oversampling, per-class accuracy): the held-out loss alone rewards
+confident logits, and on an oversampled few-shot task the loss can keep falling while
+accuracy on the minority classes drops.  Absolute error (not a ratio to the start)
+so that every task's points weigh the same, as the evaluation's "within 1 point"
+does.
 
 Unlike the single-task objective (``objective.Unroll``, HALO's training-loss
 meta-loss on MNIST B->A), the loss here is held-out: an optimizer that overfits a
@@ -33,28 +42,63 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from kernels import layers as K
 from models.halo.optimizer import make_halo, net_layout
 from models.metatrain.costs import expected_cost, layer_probabilities
 from models.metatrain.objective import run_unroll
 from models.metatrain.space import MetaSpace
+from models.nets import EVAL_CHUNK
 from models.train import Trainer, hold_out_validation
 
 _POOLS: Dict[Tuple[str, str, str, int, bool], list] = {}
 
 
 def _pool(spec: Mapping[str, Any], data_dir: Path, cache_dir: Path, n_validation: int,
-          validation: bool) -> list:
+          validation: bool, validation_spec: Optional[Mapping[str, Any]] = None) -> list:
+    """The meta-training or meta-validation tasks.
+
+    Without ``validation_spec``: ``n_validation`` tasks of ``spec``'s pool are held out
+    (``split_pool``).  With it: meta-training uses all of ``spec``'s pool and
+    meta-validation all of ``validation_spec``'s, a second pool drawn from the same
+    distribution with another seed, so it is unseen by every candidate trained on
+    ``spec``'s pool (any start weights or earlier runs included).
+    """
     import json
 
     from models.metatrain.distribution import split_pool, task_pool
 
     key = (json.dumps(spec, sort_keys=True), str(data_dir), str(cache_dir), n_validation,
-           validation)
+           validation, json.dumps(validation_spec, sort_keys=True))
     if key not in _POOLS:
-        tasks = task_pool(spec, Path(data_dir), Path(cache_dir))
-        train, val = split_pool(tasks, n_validation, int(spec.get("seed", 0)))
-        _POOLS[key] = list(val if validation else train)
+        if validation_spec is not None:
+            _POOLS[key] = list(task_pool(validation_spec if validation else spec,
+                                         Path(data_dir), Path(cache_dir)))
+        else:
+            tasks = task_pool(spec, Path(data_dir), Path(cache_dir))
+            train, val = split_pool(tasks, n_validation, int(spec.get("seed", 0)))
+            _POOLS[key] = list(val if validation else train)
     return _POOLS[key]
+
+
+def balanced_error(logits: np.ndarray, y: np.ndarray, num_classes: int) -> float:
+    """Mean over the classes present in ``y`` of the fraction of their examples misclassified."""
+    wrong = (logits.argmax(axis=1) != y).astype(np.float64)
+    count = np.bincount(y, minlength=num_classes)
+    per_class = np.bincount(y, weights=wrong, minlength=num_classes)
+    present = count > 0
+    return float(np.mean(per_class[present] / count[present]))
+
+
+def held_out_probe(net, x: np.ndarray, y: np.ndarray) -> Tuple[float, float]:
+    """``(class-balanced error, mean loss in nats)`` of ``net`` on ``(x, y)``, in chunks."""
+    losses, logits = [], []
+    for s in range(0, x.shape[0], EVAL_CHUNK):
+        out = net.forward(x[s:s + EVAL_CHUNK])
+        loss, _ = K.softmax_cross_entropy(out, y[s:s + EVAL_CHUNK])
+        losses.append(loss * out.shape[0])
+        logits.append(np.asarray(out))
+    logits_all = np.concatenate(logits)
+    return balanced_error(logits_all, y, net.num_classes), float(sum(losses)) / max(1, x.shape[0])
 
 
 @dataclass(frozen=True)
@@ -62,7 +106,9 @@ class TaskUnroll:
     """The distribution meta-objective's settings (see the module docstring).
 
     ``validation_tasks``: evaluate on the held-out tasks of the pool (meta-validation)
-    instead of the meta-training ones.
+    instead of the meta-training ones.  ``validation_spec``: meta-validation draws its
+    own pool from this spec (see :func:`_pool`); ``error_weight``: the weight of the
+    held-out class-balanced error in the meta-loss.
     """
 
     space: MetaSpace
@@ -76,10 +122,12 @@ class TaskUnroll:
     energy_weight: float = 0.0
     final_weight: float = 1.0
     loss_clip: float = 2.0
+    error_weight: float = 0.0
+    validation_spec: Optional[Mapping[str, Any]] = None
 
     def tasks(self) -> list:
         return _pool(self.spec, self.data_dir, self.cache_dir, self.n_validation_tasks,
-                     self.validation_tasks)
+                     self.validation_tasks, self.validation_spec)
 
     def prepare(self) -> None:
         """Build the pool in this process (forked workers inherit it)."""
@@ -102,18 +150,21 @@ class TaskUnroll:
         xt, yt, probe = hold_out_validation(opt, task.x_train, task.y_train, net.num_classes, seed,
                                             task.horizon, task.batch_size)
         trainer = Trainer(net, opt, probs, seed=seed, validation=probe)
-        _, l0 = net.evaluate(task.x_val, task.y_val)
+        e0, l0 = held_out_probe(net, task.x_val, task.y_val)
         every = max(1, task.horizon // max(1, self.probes))
         checkpoints = sorted(set(range(every, task.horizon + 1, every)) | {task.horizon})
         values, diverged = run_unroll(trainer, xt, yt, task.horizon, task.batch_size, seed,
-                                      checkpoints, lambda: net.evaluate(task.x_val, task.y_val))
-        losses = [min(lv / l0, self.loss_clip) for _, lv in values]
-        losses += [self.loss_clip] * (len(checkpoints) - len(losses))
+                                      checkpoints, lambda: held_out_probe(net, task.x_val, task.y_val))
+        missing = len(checkpoints) - len(values)
+        losses = [min(lv / l0, self.loss_clip) for _, lv in values] + [self.loss_clip] * missing
+        errors = [e for e, _ in values] + [1.0] * missing
         cost = expected_cost(probs, self.cost_table) if self.cost_table else 1.0
         meta = (float(np.mean(losses)) + self.final_weight * losses[-1]
+                + self.error_weight * (float(np.mean(errors)) + self.final_weight * errors[-1])
                 + self.energy_weight * cost)
         return {"meta_loss": meta, "loss": float(np.mean(losses)), "final_loss": losses[-1],
-                "cost": cost, "diverged": float(diverged), "task": task.name}
+                "start_error": e0, "final_error": errors[-1], "cost": cost,
+                "diverged": float(diverged), "task": task.name}
 
 
 def evaluate_tasks(objective: TaskUnroll, x: np.ndarray, seeds_per_task: int = 1,
@@ -125,8 +176,12 @@ def evaluate_tasks(objective: TaskUnroll, x: np.ndarray, seeds_per_task: int = 1
     rows = list(pool.map(objective.details, [x] * len(seeds), seeds)) if pool is not None else [
         objective.details(x, s) for s in seeds]
     per_task: Dict[str, List[float]] = {}
+    per_task_error: Dict[str, List[float]] = {}
     for r in rows:
         per_task.setdefault(r["task"], []).append(r["meta_loss"])
+        per_task_error.setdefault(r["task"], []).append(r["final_error"])
     return {"meta_loss": float(np.mean([r["meta_loss"] for r in rows])),
             "final_loss": float(np.mean([r["final_loss"] for r in rows])),
-            "per_task": {k: float(np.mean(v)) for k, v in per_task.items()}}
+            "final_error": float(np.mean([r["final_error"] for r in rows])),
+            "per_task": {k: float(np.mean(v)) for k, v in per_task.items()},
+            "per_task_final_error": {k: float(np.mean(v)) for k, v in per_task_error.items()}}

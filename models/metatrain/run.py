@@ -29,7 +29,7 @@ from kernels.errors import ConfigError
 from models.data import get_task
 from models.halo.weights import card_path, load_weights, save_weights, shipped_versions
 from models.metatrain.backends import close_pool, make_pool
-from models.metatrain.config import load_config
+from models.metatrain.config import load_config, validation_spec
 from models.metatrain.costs import check_table, expected_cost, layer_probabilities, measure_cost_table
 from models.metatrain.es import ESConfig, load_state, run_es
 from models.metatrain.objective import Unroll
@@ -94,11 +94,14 @@ def build(cfg: Dict[str, Any], data_dir: Path):
         from models.metatrain.multitask import TaskUnroll
         from models.pretrain import cache_dir
 
+        mv = cfg["meta_validation"]
         unroll = TaskUnroll(space, cfg["distribution"], Path(data_dir),
                             cache_dir(Path(data_dir)) / "metatasks",
-                            n_validation_tasks=cfg["meta_validation"]["tasks"],
-                            probes=cfg["meta_validation"]["probes"],
-                            final_weight=ob["final_weight"], loss_clip=ob["loss_clip"])
+                            n_validation_tasks=mv["tasks"], probes=mv["probes"],
+                            final_weight=ob["final_weight"], loss_clip=ob["loss_clip"],
+                            error_weight=ob["error_weight"],
+                            validation_spec=None if mv["spec"] is None else validation_spec(
+                                cfg["distribution"], mv["spec"]))
     else:
         unroll = Unroll(space, dict(cfg["cost_table"]), Path(data_dir), task=mt["task"],
                         model=mt["model"], horizon=mt["horizon"], batch_size=mt["batch_size"],

@@ -153,3 +153,26 @@ def test_distribution_config_loads_and_refuses_what_it_cannot_price():
     with pytest.raises(ConfigError, match="distribution"):
         load_config(_cfg(distribution={"seed": 1, "mnist": {"tasks": -3}},
                          objective={"energy_weight": 0, "lambda_jac": 0}))
+
+
+def test_error_weight_and_validation_spec_are_checked():
+    obj = {"energy_weight": 0, "lambda_jac": 0, "error_weight": 1.5}
+    cfg = load_config(_cfg(distribution={"seed": 1}, objective=obj,
+                           meta_validation={"spec": {"seed": 2, "mnist": {"tasks": 3}}}))
+    assert cfg["objective"]["error_weight"] == 1.5
+    assert cfg["meta_validation"]["spec"] == {"seed": 2, "mnist": {"tasks": 3}}
+    from models.metatrain.config import validation_spec
+
+    merged = validation_spec({"seed": 1, "mnist": {"tasks": 5, "shots": [10]}}, {"seed": 2, "mnist": {"tasks": 3}})
+    assert merged == {"seed": 2, "mnist": {"tasks": 3, "shots": [10]}}
+    with pytest.raises(ConfigError, match="meta_validation.spec"):  # the same pool again
+        load_config(_cfg(distribution={"seed": 1}, objective=obj, meta_validation={"spec": {"seed": 1}}))
+    with pytest.raises(ConfigError, match="meta_validation.spec"):
+        load_config(_cfg(distribution={"seed": 1}, objective=obj, meta_validation={"spec": [2]}))
+    with pytest.raises(ConfigError, match="meta_validation.spec"):
+        load_config(_cfg(distribution={"seed": 1}, objective=obj,
+                         meta_validation={"spec": {"mnist": {"tasks": -1}}}))
+    with pytest.raises(ConfigError, match="error_weight"):
+        load_config(_cfg(objective={"error_weight": 1.0}))  # no distribution
+    with pytest.raises(ConfigError, match="objective.error_weight"):
+        load_config(_cfg(distribution={"seed": 1}, objective=dict(obj, error_weight=-1)))

@@ -72,3 +72,40 @@ def test_the_validation_level_moves_the_loss(objective):
     moved = evaluate_tasks(objective, fast)
     assert abs(moved["final_loss"] - r["final_loss"]) > 1e-2
     assert set(r["per_task"]) == {t.name for t in objective.tasks()}
+
+
+def test_balanced_error_weighs_every_class_alike():
+    from models.metatrain.multitask import balanced_error
+
+    # class 0: 3 of 4 right; class 1: 0 of 1 right; class 2 absent (not averaged)
+    logits = np.array([[2, 0, 0], [2, 0, 0], [2, 0, 0], [0, 2, 0], [2, 0, 0]], np.float32)
+    y = np.array([0, 0, 0, 0, 1])
+    assert balanced_error(logits, y, 3) == pytest.approx((1 / 4 + 1.0) / 2)
+    assert balanced_error(logits[:3], y[:3], 3) == 0.0
+
+
+def test_error_term_is_the_held_out_balanced_error(objective):
+    from dataclasses import replace
+
+    x = objective.space.zeros()
+    weighted = replace(objective, error_weight=2.0)
+    for seed in range(2):
+        plain, r = objective.details(x, seed), weighted.details(x, seed)
+        assert 0.0 <= r["final_error"] <= 1.0 and 0.0 <= r["start_error"] <= 1.0
+        assert r["loss"] == plain["loss"] and r["final_error"] == plain["final_error"]
+        # the mean error over the probes is at least a probe's share of the final one
+        extra = r["meta_loss"] - plain["meta_loss"]
+        assert extra >= 2.0 * objective.final_weight * r["final_error"] - 1e-12
+        assert extra <= 2.0 * (1.0 + objective.final_weight) + 1e-12
+
+
+def test_a_validation_spec_draws_a_second_unseen_pool(objective):
+    from dataclasses import replace
+
+    fresh = dict(SPEC, seed=6, mnist=dict(SPEC["mnist"], tasks=1), tabular=dict(SPEC["tabular"], tasks=1))
+    train = replace(objective, validation_spec=fresh)
+    val = replace(train, validation_tasks=True)
+    assert len(train.tasks()) == 4  # the whole first pool is meta-trained on
+    assert len(val.tasks()) == 2
+    assert not {t.name for t in val.tasks()} & {t.name for t in train.tasks()}
+    assert {t.family for t in val.tasks()} == {"mnist-image", "tabular"}

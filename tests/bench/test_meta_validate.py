@@ -1,0 +1,54 @@
+"""bench.meta_validate: weights files scored on a config's meta-validation tasks, deterministic."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import meta_validate
+
+ROOT = Path(__file__).resolve().parents[2]
+SHARED = ROOT / ".." / "shared" / "data"
+SMOKE = ROOT / "models" / "metatrain" / "configs" / "smoke-distribution.json"
+V2 = ROOT / "models" / "weights" / "halo-v2.npz"
+V1 = ROOT / "models" / "weights" / "halo-v1.npz"
+
+
+@pytest.fixture()
+def cache(tmp_path, monkeypatch):
+    if not (SHARED / "mnist").is_dir():
+        pytest.skip(f"shared data folder not found at {SHARED}")
+    monkeypatch.setenv("HALO_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path
+
+
+def test_scores_each_weights_file_on_the_held_out_tasks(cache):
+    out = cache / "mv.json"
+    assert meta_validate.main(["--config", str(SMOKE), "--data-dir", str(SHARED), "--weights",
+                               str(V2), str(V1), "--workers", "1", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    rows = report["weights"]
+    assert set(rows) == {"halo-v2.npz", "halo-v1.npz"}
+    for row in rows.values():
+        assert len(row["per_task"]) == 1  # the smoke config holds out one task
+        assert 0.0 <= row["final_error"] <= 1.0 and row["meta_loss"] > 0
+    assert rows["halo-v2.npz"]["meta_loss"] != rows["halo-v1.npz"]["meta_loss"]
+    again = cache / "again.json"
+    meta_validate.main(["--config", str(SMOKE), "--data-dir", str(SHARED), "--weights", str(V2),
+                        "--workers", "1", "--out", str(again)])
+    assert json.loads(again.read_text())["weights"]["halo-v2.npz"]["meta_loss"] == \
+        rows["halo-v2.npz"]["meta_loss"]
+
+
+def test_missing_weights_and_single_task_configs_are_refused(cache, capsys):
+    out = cache / "mv.json"
+    assert meta_validate.main(["--config", str(SMOKE), "--data-dir", str(SHARED), "--weights",
+                               str(cache / "nope.npz"), "--out", str(out)]) == 2
+    assert "nope.npz" in capsys.readouterr().err
+    single = ROOT / "models" / "metatrain" / "configs" / "smoke.json"
+    assert meta_validate.main(["--config", str(single), "--data-dir", str(SHARED), "--weights",
+                               str(V2), "--out", str(out)]) == 2
+    assert "no distribution" in capsys.readouterr().err
+    assert not out.exists()
