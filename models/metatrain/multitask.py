@@ -82,23 +82,26 @@ def _pool(spec: Mapping[str, Any], data_dir: Path, cache_dir: Path, n_validation
 
 def balanced_error(logits: np.ndarray, y: np.ndarray, num_classes: int) -> float:
     """Mean over the classes present in ``y`` of the fraction of their examples misclassified."""
-    wrong = (logits.argmax(axis=1) != y).astype(np.float64)
+    return class_error(logits.argmax(axis=1) != y, y, num_classes)
+
+
+def class_error(wrong: np.ndarray, y: np.ndarray, num_classes: int) -> float:
+    """:func:`balanced_error` from a boolean ``wrong`` per example."""
     count = np.bincount(y, minlength=num_classes)
-    per_class = np.bincount(y, weights=wrong, minlength=num_classes)
+    per_class = np.bincount(y, weights=wrong.astype(np.float64), minlength=num_classes)
     present = count > 0
     return float(np.mean(per_class[present] / count[present]))
 
 
 def held_out_probe(net, x: np.ndarray, y: np.ndarray) -> Tuple[float, float]:
     """``(class-balanced error, mean loss in nats)`` of ``net`` on ``(x, y)``, in chunks."""
-    losses, logits = [], []
+    losses, wrong = [], np.empty(x.shape[0], bool)
     for s in range(0, x.shape[0], EVAL_CHUNK):
-        out = net.forward(x[s:s + EVAL_CHUNK])
+        out = net.forward(x[s:s + EVAL_CHUNK])  # a buffer the next forward overwrites
         loss, _ = K.softmax_cross_entropy(out, y[s:s + EVAL_CHUNK])
         losses.append(loss * out.shape[0])
-        logits.append(np.asarray(out))
-    logits_all = np.concatenate(logits)
-    return balanced_error(logits_all, y, net.num_classes), float(sum(losses)) / max(1, x.shape[0])
+        wrong[s:s + out.shape[0]] = out.argmax(axis=1) != y[s:s + EVAL_CHUNK]
+    return class_error(wrong, y, net.num_classes), float(sum(losses)) / max(1, x.shape[0])
 
 
 @dataclass(frozen=True)

@@ -109,3 +109,23 @@ def test_a_validation_spec_draws_a_second_unseen_pool(objective):
     assert len(val.tasks()) == 2
     assert not {t.name for t in val.tasks()} & {t.name for t in train.tasks()}
     assert {t.family for t in val.tasks()} == {"mnist-image", "tabular"}
+
+
+def test_held_out_probe_agrees_with_evaluate_over_many_chunks(objective):
+    from models.metatrain.multitask import held_out_probe
+    from models.nets import EVAL_CHUNK
+
+    for task in objective.tasks():
+        net = task.network()
+        # several full chunks: a logits buffer that the next forward reuses would show
+        x = np.concatenate([task.x_val] * (2 * EVAL_CHUNK // task.x_val.shape[0] + 2))
+        y = np.concatenate([task.y_val] * (2 * EVAL_CHUNK // task.x_val.shape[0] + 2))
+        acc, loss = net.evaluate(x, y)
+        err, loss2 = held_out_probe(net, x, y)
+        assert loss2 == loss
+        wrong = net.predict(x) != y
+        per_class = [wrong[y == c].mean() for c in np.unique(y)]
+        assert err == pytest.approx(float(np.mean(per_class)))
+        counts = np.bincount(task.y_val)
+        if (counts == counts[0]).all():  # balanced held-out split: balanced error = 1 - accuracy
+            assert err == pytest.approx(1.0 - acc)
