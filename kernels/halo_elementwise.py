@@ -22,7 +22,7 @@ loop hoists every scalar conversion and branch out of the loop: on a slow core t
 
 from __future__ import annotations
 
-from typing import List, Sequence, Tuple, Union
+from typing import Dict, List, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -31,7 +31,8 @@ from kernels.halo_fold import (
     MirrorMLP,
     Pieces,
     StepFold,
-    fold_step,
+    fold_floats,
+    mlp_floats,
     tensor_arrays,
     tensor_scalars,
 )
@@ -57,21 +58,76 @@ Piece = Tuple[int, int, float, float]
 
 
 class _Pair:
-    """One active pair's plan for a step: buffers, modes and float32 constants."""
+    """One active pair's modes (they change only when a fold's structure does).
 
-    __slots__ = ("base_is_m", "kappa", "z", "mk", "even", "odd", "hi", "lo", "ek_index")
+    ``k``: index of its buffers; ``mk_t``: ``M_k`` is formed in the scratch ``t``
+    (free once ``v`` is updated when this is the only pair and it clips nothing),
+    one chunk vector fewer in cache."""
 
-    def __init__(self, base_is_m, kappa, z, mk, even, odd, hi, lo):
-        self.base_is_m, self.kappa, self.z, self.mk = base_is_m, kappa, z, mk
-        self.even, self.odd, self.hi, self.lo = even, odd, hi, lo
+    __slots__ = ("k", "base_is_m", "has_kappa", "mk_own", "mk_t", "even", "odd")
+
+    def __init__(self, k, base_is_m, has_kappa, mk_own, mk_t, even, odd):
+        self.k, self.base_is_m, self.has_kappa = k, base_is_m, has_kappa
+        self.mk_own, self.mk_t, self.even, self.odd = mk_own, mk_t, even, odd
+
+
+def _structure(fold: StepFold) -> tuple:
+    """What decides the pairs' modes: per pair (base, kappa != 0, |beta| != 0, beta > 0,
+    odd, even)."""
+    return tuple([(pf.base_is_m, pf.kappa != 0.0, pf.beta != 0.0, pf.beta > 0.0, pf.odd, pf.even)
+                  for pf in fold.pairs])
+
+
+def _pairs(fold: StepFold) -> List[_Pair]:
+    pairs = []
+    solo = len(fold.pairs) == 1
+    for k, pf in enumerate(fold.pairs):
+        ab = abs(pf.beta)
+        even = 0 if not pf.even else (2 if ab != 0.0 else 1)
+        odd = 0 if not pf.odd else (1 if ab == 0.0 else (2 if pf.beta > 0.0 else 3))
+        pairs.append(_Pair(k, pf.base_is_m, pf.kappa != 0.0, bool(pf.even and pf.odd),
+                           solo and odd < 2, even, odd))
+    return pairs
+
+
+class _StepPlan:
+    """Everything :meth:`ElementwiseKernel.update` derives from the update count alone:
+    the fold, the pairs' modes, their float32 ``kappa``s and ``|beta|``s, where ``A``
+    is formed and the other odd parts' coefficients, how the step is applied, the
+    float32 epsilon, and the count-only part of ``E`` (``abs_beta``, ``any_even``)."""
+
+    __slots__ = ("fold", "pairs", "kappa", "abs_beta", "first_odd", "odd_rest", "apply", "eps",
+                 "any_even", "gains")
+
+    def __init__(self, fold: StepFold, pairs: List[_Pair]):
+        self.fold, self.pairs = fold, pairs
+        self.kappa = []
+        self.abs_beta = []
+        odd = []
+        self.any_even = False
+        for pl, pf, dc in zip(pairs, fold.pairs, fold.d_coef):
+            self.kappa.append(_f32(pf.kappa))
+            self.abs_beta.append(abs(pf.beta))
+            if pl.odd:
+                odd.append((pl.k, _f32(dc)))
+            self.any_even = self.any_even or bool(pl.even)
+        self.first_odd = odd[0][0] if odd else None  # index of z holding A
+        self.odd_rest = tuple(odd[1:])
+        self.apply = _sub if fold.d_scale > 0.0 else _add
+        self.eps = _f32(fold.eps_s)
+        self.gains: Dict[float, tuple] = {}  # gamma -> (c0, c_k, clamp, ...) of the shared E
+
+
+_PLANS_KEPT = 512
+"""Update counts whose plans a kernel keeps (segments with different counts alternate)."""
 
 
 class ElementwiseKernel(KernelBase):
     """The elementwise HALO update for segments of at most ``n_max`` elements.
 
     ``mlp``: the per-parameter weights; ``beta1``, ``beta2``, ``eps``: the moment
-    decays and epsilon.  Scratch (7 vectors of ``min(n_max, chunk)`` float32 plus
-    constant vectors) is allocated here, once.
+    decays and epsilon.  Scratch (at most 7 vectors of ``min(n_max, chunk)`` float32
+    plus constant vectors) is allocated here, once.
     """
 
     name = "elementwise"
@@ -88,28 +144,46 @@ class ElementwiseKernel(KernelBase):
         self._filled = [float("nan")] * 2
         self._b1, self._b2 = _f32(beta1), _f32(beta2)
         self._count = -1
-        self._fold: StepFold = fold_step(mlp, beta1, beta2, eps, 1)
-        self._plan: List[_Pair] = []
+        self._plans: Dict[int, _StepPlan] = {}
+        self._mlp_floats = mlp_floats(mlp)
+        self._shape: tuple = ()
+        self._shape_pairs: List[_Pair] = []
+        self._plan = self._prepare(1)
+        self._views: Dict[int, tuple] = {}
 
-    def _prepare(self, count: int) -> StepFold:
-        """Fold the step's scalars once per count; refill the |beta| vectors if they moved."""
+    def _prepare(self, count: int) -> _StepPlan:
+        """The step's plan (folded scalars, modes), made once per count; refill the
+        |beta| vectors if they moved."""
         if count == self._count:
-            return self._fold
-        fold = fold_step(self.mlp, self.beta1, self.beta2, self.eps, count)
-        plan = []
-        for k, pf in enumerate(fold.pairs):
-            ab = abs(pf.beta)
+            return self._plan
+        plan = self._plans.get(count)
+        if plan is None:
+            fold = fold_floats(self._mlp_floats, self.beta1, self.beta2, self.eps, count)
+            shape = _structure(fold)
+            if shape != self._shape:
+                self._shape, self._shape_pairs = shape, _pairs(fold)
+            plan = _StepPlan(fold, self._shape_pairs)
+            if len(self._plans) >= _PLANS_KEPT:
+                self._plans.clear()
+            self._plans[count] = plan
+        for k, ab in enumerate(plan.abs_beta):
             if ab != 0.0 and self._filled[k] != ab:
                 self._hi[k].fill(ab)
                 self._lo[k].fill(-ab)
                 self._filled[k] = ab
-            even = 0 if not pf.even else (2 if ab != 0.0 else 1)
-            odd = 0 if not pf.odd else (1 if ab == 0.0 else (2 if pf.beta > 0.0 else 3))
-            mk = self._mk[k] if (pf.even and pf.odd) else self._z[k]
-            plan.append(_Pair(pf.base_is_m, _f32(pf.kappa) if pf.kappa != 0.0 else None,
-                              self._z[k], mk, even, odd, self._hi[k], self._lo[k]))
-        self._fold, self._plan, self._count = fold, plan, count
-        return fold
+        self._plan, self._count = plan, count
+        return plan
+
+    def _scratch(self, w: int) -> tuple:
+        """Views of the scratch for a chunk of ``w`` elements (made once per width)."""
+        v = self._views.get(w)
+        if v is None:
+            if len(self._views) >= 64:
+                self._views.clear()
+            v = self._views[w] = (self._s[:w], self._t[:w], self._zeros[:w],
+                                  [z[:w] for z in self._z], [mk[:w] for mk in self._mk],
+                                  [hi[:w] for hi in self._hi], [lo[:w] for lo in self._lo])
+        return v
 
     def update(self, p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, count: int,
                pieces: Union[Pieces, Sequence[Piece]]) -> None:
@@ -119,24 +193,21 @@ class ElementwiseKernel(KernelBase):
         the tensors covering ``[0, n)``: a :class:`Pieces` or consecutive
         ``(a, b, lr, gamma)`` tuples.
         """
-        fold = self._prepare(count)
-        plan = self._plan
-        odd_rest = tuple((pl.z, _f32(fold.d_coef[k])) for k, pl in enumerate(plan)
-                         if pl.odd)[1:]
-        first_odd = next((pl.z for pl in plan if pl.odd), None)
-        e_plan = self._e_plan(fold, plan, Pieces.of(pieces))
-        apply = _sub if fold.d_scale > 0.0 else _add
-        eps = _f32(fold.eps_s)
+        plan = self._prepare(count)
+        e_plan = self._e_plan(plan, Pieces.of(pieces))
         n = p.shape[0]
         c = self.chunk
+        if n <= c:
+            self._chunk(p, g, m, v, self._scratch(n), plan, e_plan, 0, n)
+            return
+        full = self._scratch(c)
         for lo in range(0, n, c):
             hi = min(n, lo + c)
-            w = None if hi - lo == c else hi - lo  # the last, short chunk uses views
-            self._chunk(p[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi], w, eps, plan, first_odd,
-                        odd_rest, e_plan, apply, lo, hi)
+            self._chunk(p[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi],
+                        full if hi - lo == c else self._scratch(hi - lo), plan, e_plan, lo, hi)
 
     @staticmethod
-    def _e_plan(fold: StepFold, plan, pieces: Pieces):
+    def _e_plan(plan: _StepPlan, pieces: Pieces):
         """How to form ``E`` (the per-tensor factor of ``A``).
 
         With one tensor (or every tensor alike) the factors are float32 scalars; with
@@ -151,89 +222,104 @@ class ElementwiseKernel(KernelBase):
         each tensor's ``|lr D|`` (``scale``; None with one tensor: folded into the c's);
         ``("general", e0, ((k, e_k), ...), clamp)``: per-tensor ``e0`` and ``e_k``.
         """
+        fold = plan.fold
         d = abs(fold.d_scale)
-        if pieces.uniform():
-            pieces = Pieces(pieces.bounds[[0, -1]], pieces.lr[:1], pieces.gamma[:1])
-        one = pieces.lr.size == 1
-        if not any(pl.even for pl in plan):
-            e0 = np.abs(pieces.lr) * d * (1.0 + pieces.gamma * fold.q_bias)
+        lr, gamma = pieces.lr, pieces.gamma
+        one = lr.size == 1
+        same_gamma = True
+        if not one:  # one set() each: one C call whatever the number of tensors
+            same_gamma = len(set(gamma.tolist())) == 1
+            if same_gamma and len(set(lr.tolist())) == 1:
+                pieces = Pieces(pieces.bounds[[0, -1]], lr[:1], gamma[:1])
+                lr, gamma, one = pieces.lr, pieces.gamma, True
+        if not plan.any_even:
+            e0 = np.abs(lr) * d * (1.0 + gamma * fold.q_bias)
             return ("scalar", _f32(e0[0]) if one else pieces.spread(e0))
-        if one or (pieces.gamma == pieces.gamma[0]).all():
-            gam = float(pieces.gamma[0])
-            c0 = 1.0 + gam * fold.q_bias
-            ck = [gam * q for q in fold.q_coef]
-            low = c0 + sum(x * abs(pf.beta) for x, pf in zip(ck, fold.pairs))
-            clamp = any(x < 0.0 for x in ck) or low < 0.0
+        if same_gamma:
+            gam = float(gamma[0])
+            got = plan.gains.get(gam)
+            if got is None:
+                c0 = 1.0 + gam * fold.q_bias
+                ck = [gam * q for q in fold.q_coef]
+                low = c0 + sum(x * ab for x, ab in zip(ck, plan.abs_beta))
+                got = (c0, ck, any(x < 0.0 for x in ck) or low < 0.0,
+                       _f32(c0), tuple((k, _f32(x)) for k, x in enumerate(ck) if x != 0.0))
+                if len(plan.gains) >= 8:
+                    plan.gains.clear()
+                plan.gains[gam] = got
+            c0, ck, clamp, c0_32, terms = got
             if one:
-                lr = abs(float(pieces.lr[0])) * d
+                lr = abs(float(lr[0])) * d
                 return ("shared", _f32(c0 * lr),
                         tuple((k, _f32(x * lr)) for k, x in enumerate(ck) if x != 0.0), clamp, None)
-            terms = tuple((k, _f32(x)) for k, x in enumerate(ck) if x != 0.0)
-            return ("shared", _f32(c0), terms, clamp, pieces.spread(np.abs(pieces.lr) * d))
+            scale = np.empty(lr.size, np.float32)
+            np.multiply(np.abs(lr), d, out=scale)  # in float64, rounded once to float32
+            return ("shared", c0_32, terms, clamp, np.repeat(scale, pieces.sizes
+                                                            if pieces.sizes is not None
+                                                            else np.diff(pieces.bounds)))
         if one:
-            e0, ek, clamp = tensor_scalars(fold, float(pieces.lr[0]), float(pieces.gamma[0]))
+            e0, ek, clamp = tensor_scalars(fold, float(lr[0]), float(gamma[0]))
             return ("general", _f32(e0), tuple((k, _f32(x)) for k, x in enumerate(ek) if x != 0.0),
                     clamp)
-        e0, ek = tensor_arrays(fold, pieces.lr, pieces.gamma)  # clamp: max(E, 0) is E if E >= 0
+        e0, ek = tensor_arrays(fold, lr, gamma)  # clamp: max(E, 0) is E if E >= 0
         return ("general", pieces.spread(e0), tuple((k, pieces.spread(x)) for k, x in enumerate(ek)
                                                     if fold.q_coef[k] != 0.0), True)
 
-    def _chunk(self, p, g, m, v, w, eps, plan, first_odd, odd_rest, e_plan, apply,
-               lo, hi) -> None:
-        if w is None:
-            s, t, e, zeros = self._s, self._t, self._e, self._zeros
-        else:
-            s, t, e, zeros = self._s[:w], self._t[:w], self._e[:w], self._zeros[:w]
+    def _chunk(self, p, g, m, v, views, plan: _StepPlan, e_plan, lo, hi) -> None:
+        s, t, zeros, zs, mks, his, los = views
         _mul(m, self._b1, m)
         _add(m, g, m)  # m = b1 m + g
         _sq(g, t)
         _mul(v, self._b2, v)
         _add(v, t, v)  # v = b2 v + g^2
         _sqrt(v, s)
-        _add(s, eps, s)  # s = sqrt(v) + eps / a_v
-        for pl in plan:
-            z = pl.z if w is None else pl.z[:w]
+        _add(s, plan.eps, s)  # s = sqrt(v) + eps / a_v
+        for pl in plan.pairs:
+            k = pl.k
+            z = zs[k]
             base, other = (m, g) if pl.base_is_m else (g, m)
-            if pl.kappa is not None:
-                _mul(other, pl.kappa, z)
+            if pl.has_kappa:
+                _mul(other, plan.kappa[k], z)
                 _add(z, base, z)
                 _div(z, s, z)
             else:
                 _div(base, s, z)  # zeta_k
             if pl.even:
-                mk = pl.mk if w is None else pl.mk[:w]
+                mk = t if pl.mk_t else (mks[k] if pl.mk_own else z)
                 _abs(z, mk)
                 if pl.even == 2:
-                    _max(mk, pl.hi if w is None else pl.hi[:w], out=mk)  # max(|zeta|, |beta|)
+                    _max(mk, his[k], out=mk)  # max(|zeta|, |beta|)
             if pl.odd >= 2:
-                _max(z, pl.lo if w is None else pl.lo[:w], out=t)
-                _min(t, pl.hi if w is None else pl.hi[:w], out=t)  # clip(zeta, -|beta|, |beta|)
+                _max(z, los[k], out=t)
+                _min(t, his[k], out=t)  # clip(zeta, -|beta|, |beta|)
                 (_add if pl.odd == 2 else _sub)(z, t, z)
-        if first_odd is None:
+        if plan.first_odd is None:
             return  # d = 0: the moments move, the parameters do not
-        acc = first_odd if w is None else first_odd[:w]
-        for z, coef in odd_rest:  # A = d / D
-            _mul(z if w is None else z[:w], coef, t)
+        acc = zs[plan.first_odd]
+        for k, coef in plan.odd_rest:  # A = d / D
+            _mul(zs[k], coef, t)
             _add(acc, t, acc)
         kind = e_plan[0]
+        apply = plan.apply
         if kind == "scalar":  # E = e0 (per tensor)
             e0 = e_plan[1]
             _mul(acc, e0 if e0.ndim == 0 else e0[lo:hi], acc)
             apply(p, acc, p)
             return
+        e = s  # s is free once every zeta_k is formed
         if kind == "shared":
             _, c0, terms, clamp, scale = e_plan
-            self._affine(e, t, zeros, c0, terms, clamp, plan, w, lo, hi)
+            self._affine(e, t, zeros, c0, terms, clamp, plan.pairs, views, lo, hi)
             if scale is not None:  # each tensor's |lr D|
                 _mul(e, scale[lo:hi], e)
         else:
             _, e0, terms, clamp = e_plan
-            self._affine(e, t, zeros, e0, terms, clamp, plan, w, lo, hi)
+            self._affine(e, t, zeros, e0, terms, clamp, plan.pairs, views, lo, hi)
         _mul(acc, e, acc)
         apply(p, acc, p)
 
     @staticmethod
-    def _affine(e, t, zeros, c0, terms, clamp, plan, w, lo, hi) -> None:
+    def _affine(e, t, zeros, c0, terms, clamp, pairs, views, lo, hi) -> None:
         """``e = max(c0 + sum_k c_k M_k, 0)`` (the max only if ``clamp``); ``c0``, ``c_k``:
         float32 scalars or per-element vectors of the segment (sliced to ``[lo, hi)``)."""
         if c0.ndim:
@@ -244,9 +330,10 @@ class ElementwiseKernel(KernelBase):
             else:
                 e.fill(c0)
             return
+        zs, mks = views[3], views[4]
         for i, (k, ck) in enumerate(terms):
-            mk = plan[k].mk
-            mk = mk if w is None else mk[:w]
+            pl = pairs[k]
+            mk = t if pl.mk_t else (mks[k] if pl.mk_own else zs[k])
             if ck.ndim:
                 ck = ck[lo:hi]
             if i == 0:

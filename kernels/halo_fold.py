@@ -137,16 +137,30 @@ def fold_step(mlp: MirrorMLP, beta1: float, beta2: float, eps: float, count: int
     ``z_k = (u_g g + u_m m) / s`` with ``u_g = w_kg / a_v``, ``u_m = w_km a_m / a_v``;
     the larger of the two coefficients becomes ``rho`` and the base vector.
     """
+    return fold_floats(mlp_floats(mlp), beta1, beta2, eps, count)
+
+
+MlpFloats = Tuple[float, Tuple[Tuple[float, float, float, float, float], ...]]
+"""``(b_q, ((w_g, w_m, delta, mu, b) per pair))``: a :class:`MirrorMLP` as Python floats."""
+
+
+def mlp_floats(mlp: MirrorMLP) -> MlpFloats:
+    """The weights as Python floats, what :func:`fold_floats` reads (convert once, fold often)."""
+    return float(mlp.b_q), tuple((float(mlp.w[k, 0]), float(mlp.w[k, 1]), float(mlp.delta[k]),
+                                  float(mlp.mu[k]), float(mlp.b[k])) for k in range(N_PAIRS))
+
+
+def fold_floats(mlp: MlpFloats, beta1: float, beta2: float, eps: float, count: int) -> StepFold:
+    """:func:`fold_step` from :func:`mlp_floats` (same arithmetic, same values)."""
     a_m, a_v = moment_scales(beta1, beta2, count)
     pairs = []
     d_scale = 0.0
     d_coef = []
-    q_bias = float(mlp.b_q)
+    q_bias, per_pair = mlp
     q_coef = []
-    for k in range(N_PAIRS):
-        u_g = float(mlp.w[k, 0]) / a_v
-        u_m = float(mlp.w[k, 1]) * a_m / a_v
-        delta, mu, b = float(mlp.delta[k]), float(mlp.mu[k]), float(mlp.b[k])
+    for w_g, w_m, delta, mu, b in per_pair:
+        u_g = w_g / a_v
+        u_m = w_m * a_m / a_v
         if u_g == 0.0 and u_m == 0.0:  # dead pair: h+ = h- = relu(b), constant
             q_bias += mu * 2.0 * max(b, 0.0)
             continue

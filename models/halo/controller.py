@@ -19,15 +19,18 @@ The RMS statistics are *lagged*: gathered while tensor k is updated, used the ne
 time it is (0 before that), on a strided sample of at most ``SAMPLE`` elements per
 tensor, aligned to the tensor's start.  So a tensor updated in two segment calls
 gets the same learning rate as in one, and the cost stays O(tensors).  They are
-gathered only when ``theta`` reads them.  This state (a few floats per tensor) lives
-here, not in the per-parameter optimizer state; a skipped layer's entries are not
-touched.
+gathered only when ``theta`` reads them, and turned into features at the start of
+the next step (``begin_step``), every tensor gathered at once: a tensor's statistics
+change only when it is gathered, so this is what finalising them at its next update
+would give, at one pass over the tensors per step instead of one per segment.  This
+state (a few floats per tensor) lives here, not in the per-parameter optimizer state;
+a skipped layer's entries are not touched.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence, Union
+from typing import List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -73,13 +76,12 @@ class Controller:
         self.prev_mult = np.zeros(t)  # the output of the tensor's previous step
         self.mult_step = np.full(t, -1, np.int64)
         self.mean_log_mult = 0.0
-        # lagged statistics: accumulating (acc_*) for step acc_step, and finalised ones
+        # lagged statistics: sums accumulating this step, and finalised ones
         self.acc = np.zeros((t, 4))  # sum g^2, sum p^2, sum u^2, samples
-        self.acc_step = np.full(t, -1, np.int64)
-        self.r_g = np.zeros(t)
-        self.rbar_g = np.zeros(t)
-        self.ratio = np.zeros(t)
+        self.gathered: List[Union[int, slice, np.ndarray]] = []  # tensors with sums, by call
+        self.fin = np.zeros((t, 3))  # finalised: r_g, its EMA rbar_g, the update ratio
         self.have = np.zeros(t, bool)
+        self.n_have = 0  # tensors with statistics (all: the EMA needs no where())
         # per-tensor parts of theta @ phi (2, T): depth (fixed) and the statistics
         # (set when they are finalised; 0 before, as the features are)
         self.depth_term = self.theta[:, _F["depth"], None] * self.depth
@@ -88,8 +90,24 @@ class Controller:
         self._th_rel_g = self.theta[:, _F["rel_log_grad"], None]
         self._th_ratio = self.theta[:, _F["log_update_ratio"], None]
 
+    @property
+    def r_g(self) -> np.ndarray:
+        """Per tensor: log RMS of its gradient sample, as last finalised (T,)."""
+        return self.fin[:, 0]
+
+    @property
+    def rbar_g(self) -> np.ndarray:
+        """Per tensor: the EMA of ``r_g`` (T,)."""
+        return self.fin[:, 1]
+
+    @property
+    def ratio(self) -> np.ndarray:
+        """Per tensor: the clipped log update ratio (T,)."""
+        return self.fin[:, 2]
+
     def begin_step(self, step: int, loss: float) -> None:
-        """Global level, once per step (later calls with the same ``step`` do nothing)."""
+        """Global level, once per step (later calls with the same ``step`` do nothing);
+        finalises the statistics gathered since the last step (module docstring)."""
         if step == self.step:
             return
         self.step = step
@@ -101,34 +119,47 @@ class Controller:
                 self.fast = self.slow = x
             self.fast = 0.8 * self.fast + 0.2 * x
             self.slow = 0.97 * self.slow + 0.03 * x
-
-    def _finalise(self, ids: Ids) -> None:
-        """Turn statistics gathered at an earlier step into the features' inputs."""
-        st = self.acc_step[ids]
-        done = (st >= 0) & (st != self.step)
-        if done.all():  # the usual case: every tensor of the segment was gathered together
-            self._finish(ids)
-        elif done.any():
-            self._finish(np.arange(self.sizes.size)[ids][done])
+        if self.gathered:  # every gathered sum is of an earlier step now
+            got, self.gathered = self.gathered, []
+            t = self.sizes.size
+            if len(got) == 1 and isinstance(got[0], slice) and got[0].indices(t) == (0, t, 1):
+                self._finish(slice(None))  # one dense segment: every tensor
+            else:
+                done = np.zeros(t, bool)
+                for ids in got:  # O(segment calls), not O(tensors)
+                    done[ids] = True
+                self._finish(np.flatnonzero(done))
 
     def _finish(self, ids: Ids) -> None:
         """Finalise tensors ``ids`` (all gathered at an earlier step): ``r_g``, its EMA,
         the update ratio, and their contribution ``stat_term`` to both outputs."""
-        a = self.acc[ids]
-        x = a[:, :3] / np.maximum(a[:, 3:], 1.0)  # mean g^2, p^2, u^2
+        a = self.acc[ids]  # (k, 4), a view for a slice: worked on in place, zeroed at the end
+        x = a[:, :3]
+        x /= np.maximum(a[:, 3:], 1.0)  # mean g^2, p^2, u^2
         x += _IN_EPS
         np.sqrt(x, out=x)
         x += _OUT_EPS
         np.log(x, out=x)  # r_g, r_p = log(RMS p + 1e-3), r_u
-        r_g = x[:, 0]
-        rbar = np.where(self.have[ids], 0.9 * self.rbar_g[ids] + 0.1 * r_g, r_g)
-        ratio = np.clip(x[:, 2] - x[:, 1], -12.0, 2.0)
-        self.r_g[ids], self.rbar_g[ids], self.ratio[ids] = r_g, rbar, ratio
-        self.have[ids] = True
+        r_g, rbar, ratio = x[:, 0], x[:, 1], x[:, 2]
+        np.subtract(ratio, rbar, out=ratio)  # r_u - r_p (rbar's column still holds r_p)
+        np.maximum(ratio, -12.0, out=ratio)
+        np.minimum(ratio, 2.0, out=ratio)  # clip(r_u - r_p, -12, 2)
+        if self.n_have == self.have.size:  # rbar = 0.9 rbar + 0.1 r_g
+            old = self.fin[ids, 1] * 0.9
+            np.multiply(r_g, 0.1, out=rbar)
+            np.add(old, rbar, out=rbar)
+        else:
+            rbar[...] = np.where(self.have[ids], 0.9 * self.fin[ids, 1] + 0.1 * r_g, r_g)
+            self.have[ids] = True
+            self.n_have = int(np.count_nonzero(self.have))
+        self.fin[ids] = x
+        rel = np.subtract(r_g, rbar)
+        np.maximum(rel, -3.0, out=rel)
+        np.minimum(rel, 3.0, out=rel)  # clip(r_g - rbar, -3, 3)
+        term = self._th_rel_g * rel
+        term += self._th_ratio * ratio
+        self.stat_term[:, ids] = term
         self.acc[ids] = 0.0
-        self.acc_step[ids] = -1
-        self.stat_term[:, ids] = (self._th_rel_g * np.clip(r_g - rbar, -3.0, 3.0)
-                                  + self._th_ratio * ratio)
 
     def features(self, ids: np.ndarray, count: int, progress: float) -> np.ndarray:
         """``phi`` (len(ids), n_features) for tensors ``ids`` at the current step.
@@ -136,8 +167,6 @@ class Controller:
         The definition, for reading and tests; :meth:`scalars` computes ``theta @ phi``
         without building it.  (Statistics a weight of 0 ignores are not kept: 0.)
         """
-        if self.uses_stats:
-            self._finalise(ids)
         phi = np.zeros((ids.size, len(CONTROLLER_FEATURES)))
         tau = min(max(float(progress), 0.0), 1.0)
         phi[:, _F["bias"]] = 1.0
@@ -163,9 +192,8 @@ class Controller:
         segment, whatever its number of tensors (``ids``: an index array or a slice).
         """
         th = self.theta
-        if self.uses_stats:
-            self._finalise(ids)
-        out = self.depth_term[:, ids] + np.asarray(self._shared(count, progress))[:, None]
+        a, b = self._shared(count, progress)
+        out = self.depth_term[:, ids] + np.array(((a,), (b,)))
         if self.uses_stats:
             out += self.stat_term[:, ids]
         if self.uses_rel_lr:
@@ -173,18 +201,23 @@ class Controller:
             self.prev_mult[ids] = np.where(new, self.log_mult[ids], self.prev_mult[ids])
             self.mult_step[ids] = self.step
             out += th[:, _F["rel_log_lr"], None] * (self.prev_mult[ids] - self.mean_log_mult)
-        np.clip(out, -self.log_clip, self.log_clip, out=out)
+        np.maximum(out, -self.log_clip, out=out)
+        np.minimum(out, self.log_clip, out=out)  # clip, as np.clip, at two ufunc calls
         self.log_mult[ids] = out[0]
-        return np.exp(out[0]), np.exp(out[1])
+        np.exp(out, out=out)
+        return out[0], out[1]
 
     def _shared(self, count: int, progress: float):
         """``theta @ phi`` over the columns every tensor of this step shares, per output."""
         tau = min(max(float(progress), 0.0), 1.0)
         trend = (min(1.0, max(-1.0, self.fast - self.slow))
                  if self.uses_loss and not math.isnan(self.fast) else 0.0)
-        x = (1.0, max(-5.0, math.log(count / (max(self.step, 0) + 1.0))), tau,
-             4.0 * tau * (1.0 - tau), trend)
-        return [sum(c * v for c, v in zip(row, x)) for row in self._th_shared]
+        rate = max(-5.0, math.log(count / (max(self.step, 0) + 1.0)))
+        mid = 4.0 * tau * (1.0 - tau)
+        (a0, a1, a2, a3, a4), (b0, b1, b2, b3, b4) = self._th_shared
+        # the sum over (bias, rate, tau, mid, trend) in this order, from 0.0 as sum() does
+        return (0.0 + a0 * 1.0 + a1 * rate + a2 * tau + a3 * mid + a4 * trend,
+                0.0 + b0 * 1.0 + b1 * rate + b2 * tau + b3 * mid + b4 * trend)
 
     def uniform_scalars(self, count: int, progress: float):
         """``(lr multiplier, gain)`` as floats when every tensor gets the same (:attr:`uniform`)."""
@@ -194,9 +227,7 @@ class Controller:
 
     def gather(self, k: int, g: np.ndarray, p_before: np.ndarray, p_after: np.ndarray) -> None:
         """Add one sample of tensor ``k`` (strided views, same length) to this step's sums."""
-        if self.acc_step[k] != self.step:
-            self.acc[k] = 0.0
-            self.acc_step[k] = self.step
+        self.gathered.append(k)  # begin_step finalised earlier sums: acc[k] is 0 or of this step
         a = self.acc[k]
         u = p_after - p_before
         a[0] += float(np.dot(g, g))
@@ -214,16 +245,19 @@ class Controller:
         """
         if seg.sample.size == 0:
             return
-        x = np.empty((3, seg.sample.size))
-        x[0] = g[seg.sample]
-        x[1] = p_after[seg.sample]
+        x, sums = seg.scratch()  # (3, samples) and (4, sampled tensors), row 3 the counts
+        if seg.sample_all:  # every element is sampled: slices instead of gathers
+            x[0] = g
+            x[1] = p_after
+        else:
+            x[0] = g[seg.sample]
+            x[1] = p_after[seg.sample]
         np.subtract(x[1], p_before, out=x[2])
         np.square(x, out=x)
-        sums = np.add.reduceat(x, seg.sample_starts, axis=1)
-        ids = seg.sampled  # scalars() finalised them: their sums are 0 or of this step
-        self.acc[ids, :3] += sums.T
-        self.acc[ids, 3] += seg.sample_counts
-        self.acc_step[ids] = self.step
+        np.add.reduceat(x, seg.sample_starts, axis=1, out=sums[:3])
+        ids = seg.sampled  # begin_step finalised them: their sums are 0 or of this step
+        self.acc[ids] += sums.T
+        self.gathered.append(ids)
 
     def sample_slice(self, k: int, t0: int, a: int, b: int) -> Optional[slice]:
         """The strided sample of tensor ``k`` (starting at ``t0``) inside ``[a, b)``, or None."""

@@ -94,7 +94,10 @@ class Segment(NamedTuple):
     controller's strided statistics samples inside the segment, tensor after tensor;
     ``sample_starts`` int64: where each sampled tensor's run starts in ``sample``;
     ``sample_counts`` float64: its number of samples; ``sampled``: the ids of the
-    tensors with at least one sample here (a slice when they are consecutive).
+    tensors with at least one sample here (a slice when they are consecutive);
+    ``sample_all``: every element of the segment is sampled (``sample`` is ``0..n-1``);
+    ``x`` float64 (3, samples) and ``sums`` float64 (4, sampled tensors), row 3 the
+    sample counts: the statistics' scratch (:meth:`scratch`).
     """
 
     ids: slice
@@ -104,6 +107,13 @@ class Segment(NamedTuple):
     sample_starts: np.ndarray
     sample_counts: np.ndarray
     sampled: Union[slice, np.ndarray]
+    sample_all: bool
+    x: np.ndarray
+    sums: np.ndarray
+
+    def scratch(self) -> Tuple[np.ndarray, np.ndarray]:
+        """``(x, sums)``: the statistics' scratch, allocated once with the segment."""
+        return self.x, self.sums
 
     @classmethod
     def of(cls, starts: np.ndarray, lo: int, hi: int, ctrl: Controller) -> Segment:
@@ -123,10 +133,15 @@ class Segment(NamedTuple):
         if sampled and sampled == list(range(sampled[0], sampled[-1] + 1)):
             ids = slice(sampled[0], sampled[-1] + 1)
         bounds = bounds.astype(np.int64)
-        return cls(slice(first, last), bounds, np.diff(bounds),
-                   np.concatenate(runs) if runs else np.zeros(0, np.int64),
-                   np.cumsum([0] + lengths[:-1]).astype(np.int64),
-                   np.asarray(lengths, np.float64), ids)
+        sample = np.concatenate(runs) if runs else np.zeros(0, np.int64)
+        n = int(bounds[-1])
+        counts = np.asarray(lengths, np.float64)
+        sums = np.empty((4, counts.size))
+        sums[3] = counts
+        return cls(slice(first, last), bounds, np.diff(bounds), sample,
+                   np.cumsum([0] + lengths[:-1]).astype(np.int64), counts, ids,
+                   sample.size == n and bool(np.array_equal(sample, np.arange(n))),
+                   np.empty((3, sample.size)), sums)
 
 
 def _weights(weights: Union[None, str, Path, HaloWeights]) -> Tuple[HaloWeights, str]:
@@ -207,7 +222,10 @@ def make_halo(lr: Optional[float] = None, *, weights: Union[None, str, Path, Hal
             return
         seg = segment(info.lo, info.hi, ctrl)
         mult, gain = ctrl.scalars(seg.ids, info.count, info.progress)
-        before = params[seg.sample] if ctrl.uses_stats else None
+        before = None
+        if ctrl.uses_stats and seg.sample.size:  # params[sample] before the step, float64
+            before = seg.x[2]
+            before[...] = params if seg.sample_all else params[seg.sample]
         run["kernel"].update(params, grads, state.m, state.v, int(info.count),
                              Pieces(seg.bounds, lr * mult, gain, seg.sizes))
         if before is not None:
