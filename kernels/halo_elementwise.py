@@ -118,6 +118,26 @@ class _StepPlan:
         self.gains: Dict[float, tuple] = {}  # gamma -> (c0, c_k, clamp, ...) of the shared E
 
 
+def _shared_gain(plan: _StepPlan, gam: float) -> tuple:
+    """The count-and-gain part of a shared ``E = max(c0 + sum_k c_k M_k, 0)``:
+    ``(c0, [c_k], clamp, float32 c0, ((k, float32 c_k) for c_k != 0))``; ``clamp`` False
+    when every ``c_k >= 0`` and ``c0 + sum_k c_k |beta_k| >= 0`` (E >= 0 anyway)."""
+    fold = plan.fold
+    c0 = 1.0 + gam * fold.q_bias
+    ck = []
+    terms = []
+    neg = False
+    acc = 0  # sum() of c_k |beta_k|, from 0 as sum() adds
+    for k, (q, ab) in enumerate(zip(fold.q_coef, plan.abs_beta)):
+        x = gam * q
+        ck.append(x)
+        neg = neg or x < 0.0
+        acc = acc + x * ab
+        if x != 0.0:
+            terms.append((k, _f32(x)))
+    return c0, ck, neg or c0 + acc < 0.0, _f32(c0), tuple(terms)
+
+
 _PLANS_KEPT = 512
 """Update counts whose plans a kernel keeps (segments with different counts alternate)."""
 
@@ -239,24 +259,20 @@ class ElementwiseKernel(KernelBase):
             gam = float(gamma[0])
             got = plan.gains.get(gam)
             if got is None:
-                c0 = 1.0 + gam * fold.q_bias
-                ck = [gam * q for q in fold.q_coef]
-                low = c0 + sum(x * ab for x, ab in zip(ck, plan.abs_beta))
-                got = (c0, ck, any(x < 0.0 for x in ck) or low < 0.0,
-                       _f32(c0), tuple((k, _f32(x)) for k, x in enumerate(ck) if x != 0.0))
-                if len(plan.gains) >= 8:
+                got = plan.gains[gam] = _shared_gain(plan, gam)
+                if len(plan.gains) > 8:
                     plan.gains.clear()
-                plan.gains[gam] = got
             c0, ck, clamp, c0_32, terms = got
             if one:
                 lr = abs(float(lr[0])) * d
                 return ("shared", _f32(c0 * lr),
-                        tuple((k, _f32(x * lr)) for k, x in enumerate(ck) if x != 0.0), clamp, None)
+                        tuple([(k, _f32(x * lr)) for k, x in enumerate(ck) if x != 0.0]), clamp,
+                        None)
             scale = np.empty(lr.size, np.float32)
             np.multiply(np.abs(lr), d, out=scale)  # in float64, rounded once to float32
-            return ("shared", c0_32, terms, clamp, np.repeat(scale, pieces.sizes
-                                                            if pieces.sizes is not None
-                                                            else np.diff(pieces.bounds)))
+            sizes = pieces.sizes
+            return ("shared", c0_32, terms, clamp,
+                    scale.repeat(np.diff(pieces.bounds) if sizes is None else sizes))
         if one:
             e0, ek, clamp = tensor_scalars(fold, float(lr[0]), float(gamma[0]))
             return ("general", _f32(e0), tuple((k, _f32(x)) for k, x in enumerate(ek) if x != 0.0),

@@ -44,6 +44,9 @@ _STAT_FEATURES = ("rel_log_grad", "log_update_ratio")
 _IN_EPS = np.array([1e-30, 0.0, 1e-30])
 _OUT_EPS = np.array([0.0, 1e-3, 0.0])
 """``log(sqrt(mean + in) + out)`` per statistic: r_g = log RMS g, log(RMS p + 1e-3), r_u."""
+_CLIP_LO = np.array([-12.0, -3.0])
+_CLIP_HI = np.array([2.0, 3.0])
+"""Clips of the update ratio and of the relative log gradient."""
 Ids = Union[np.ndarray, slice]
 """Tensors of a segment: an index array, or a slice (contiguous ids, cheaper to index)."""
 _SHARED = tuple(_F[f] for f in ("bias", "log_update_rate", "progress", "mid_run", "loss_trend"))
@@ -135,15 +138,13 @@ class Controller:
         the update ratio, and their contribution ``stat_term`` to both outputs."""
         a = self.acc[ids]  # (k, 4), a view for a slice: worked on in place, zeroed at the end
         x = a[:, :3]
-        x /= np.maximum(a[:, 3:], 1.0)  # mean g^2, p^2, u^2
+        x /= a[:, 3:]  # mean g^2, p^2, u^2 (every tensor gathered has >= 1 sample)
         x += _IN_EPS
         np.sqrt(x, out=x)
         x += _OUT_EPS
         np.log(x, out=x)  # r_g, r_p = log(RMS p + 1e-3), r_u
-        r_g, rbar, ratio = x[:, 0], x[:, 1], x[:, 2]
+        r_g, rbar, ratio, rel = a[:, 0], a[:, 1], a[:, 2], a[:, 3]
         np.subtract(ratio, rbar, out=ratio)  # r_u - r_p (rbar's column still holds r_p)
-        np.maximum(ratio, -12.0, out=ratio)
-        np.minimum(ratio, 2.0, out=ratio)  # clip(r_u - r_p, -12, 2)
         if self.n_have == self.have.size:  # rbar = 0.9 rbar + 0.1 r_g
             old = self.fin[ids, 1] * 0.9
             np.multiply(r_g, 0.1, out=rbar)
@@ -152,10 +153,11 @@ class Controller:
             rbar[...] = np.where(self.have[ids], 0.9 * self.fin[ids, 1] + 0.1 * r_g, r_g)
             self.have[ids] = True
             self.n_have = int(np.count_nonzero(self.have))
+        np.subtract(r_g, rbar, out=rel)  # in the count's column, used above
+        y = a[:, 2:]  # clip(r_u - r_p, -12, 2) and clip(r_g - rbar, -3, 3) at once
+        np.maximum(y, _CLIP_LO, out=y)
+        np.minimum(y, _CLIP_HI, out=y)
         self.fin[ids] = x
-        rel = np.subtract(r_g, rbar)
-        np.maximum(rel, -3.0, out=rel)
-        np.minimum(rel, 3.0, out=rel)  # clip(r_g - rbar, -3, 3)
         term = self._th_rel_g * rel
         term += self._th_ratio * ratio
         self.stat_term[:, ids] = term
@@ -227,6 +229,8 @@ class Controller:
 
     def gather(self, k: int, g: np.ndarray, p_before: np.ndarray, p_after: np.ndarray) -> None:
         """Add one sample of tensor ``k`` (strided views, same length) to this step's sums."""
+        if g.shape[0] == 0:
+            return
         self.gathered.append(k)  # begin_step finalised earlier sums: acc[k] is 0 or of this step
         a = self.acc[k]
         u = p_after - p_before
