@@ -94,13 +94,24 @@ class ValidationProbe:
     *training* split over its share of the validation split, so it estimates the loss
     under the distribution the model is trained on (a split balanced by oversampling
     stays balanced).
+
+    ``rollback > 0``: :meth:`keep_best` keeps a copy of the parameters at the best probe
+    and restores it when a probe is worse than the best by more than ``rollback`` in log
+    ratio (or not finite); ``rollbacks`` counts the restores.  0: off, nothing kept.
     """
 
     def __init__(self, x: np.ndarray, y: np.ndarray, train_y: np.ndarray, num_classes: int,
-                 every: int, chunk: int = 256, planned_epochs: float = math.nan):
+                 every: int, chunk: int = 256, planned_epochs: float = math.nan,
+                 rollback: float = 0.0):
         if every < 1:
             raise ValueError(f"validation every must be >= 1 step, got {every}")
+        if not rollback >= 0.0:
+            raise ValueError(f"validation rollback must be >= 0 (0: off), got {rollback}")
         self.x, self.y, self.every, self.chunk = x, y, int(every), int(chunk)
+        self.rollback = float(rollback)
+        self.best = math.inf
+        self.snapshot: Optional[np.ndarray] = None
+        self.rollbacks = 0
         self.planned_epochs = float(planned_epochs)
         """Passes over the distinct training examples the step budget allows (NaN:
         unknown)."""
@@ -120,6 +131,28 @@ class ValidationProbe:
             total += float(np.dot(cross_entropy_per_example(logits, yb), wb))
         return total
 
+    def keep_best(self, params: np.ndarray, loss: float) -> bool:
+        """After a probe of ``params`` (the whole flat buffer) with ``loss``: remember them
+        if best so far, or restore the best ones if ``loss`` is worse by more than the
+        margin.  True when ``params`` were restored.  No-op when ``rollback`` is 0."""
+        if self.rollback <= 0.0:
+            return False
+        finite = math.isfinite(loss)
+        if finite and loss < self.best:
+            self.best = loss
+            if self.snapshot is None:
+                self.snapshot = params.copy()
+            else:
+                np.copyto(self.snapshot, params)
+            return False
+        if self.snapshot is None:
+            return False
+        if not finite or math.log(max(loss, 1e-300) / self.best) > self.rollback:
+            np.copyto(params, self.snapshot)
+            self.rollbacks += 1
+            return True
+        return False
+
 
 def _rows(x, rows: np.ndarray):
     """``x[rows]``, kept lazy for a lazily standardised image split (``subset``)."""
@@ -130,7 +163,8 @@ def hold_out_validation(optimizer: Optimizer, x: np.ndarray, y: np.ndarray, num_
                         seed: int, steps: Optional[int] = None, batch_size: Optional[int] = None
                         ) -> Tuple[np.ndarray, np.ndarray, Optional[ValidationProbe]]:
     """``(x_train, y_train, probe)`` for an optimizer that asks for a validation probe in
-    its hyperparameters (``"validation": {"fraction", "max_examples", "every"}``),
+    its hyperparameters (``"validation": {"fraction", "max_examples", "every"}``, and
+    optionally ``"rollback"``),
     else ``(x, y, None)``: the held-out examples are taken out of training.  With the
     step budget and batch size, the probe also carries ``planned_epochs``."""
     want = optimizer.hyperparameters.get("validation")
@@ -143,7 +177,7 @@ def hold_out_validation(optimizer: Optimizer, x: np.ndarray, y: np.ndarray, num_
     if steps and batch_size:
         epochs = float(steps) * min(int(batch_size), tr.size) / max(1, np.unique(groups[tr]).size)
     probe = ValidationProbe(_rows(x, va), y[va], y[tr], num_classes, int(want["every"]),
-                            planned_epochs=epochs)
+                            planned_epochs=epochs, rollback=float(want.get("rollback", 0.0)))
     return _rows(x, tr), y[tr], probe
 
 
@@ -194,6 +228,7 @@ class Trainer:
         if probe is not None and step % probe.every == 0 and step != self.val_step:
             t0 = time.perf_counter()
             self.val_loss, self.val_step = probe.loss(self.net), step
+            probe.keep_best(self.net.params.data, self.val_loss)  # rollback: off unless asked
             self.val_probes += 1
             self.seconds["validation_probe"] += time.perf_counter() - t0
         if mask is None:

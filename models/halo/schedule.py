@@ -17,6 +17,13 @@ log learning-rate offset ``s``, the same for every tensor::
         r >= 0:  s <- s - down * min(1, r / tol)         (worse: slow down, in proportion)
     lr_k <- lr_k * exp(s)
 
+With ``rollback > 0`` the trainer also keeps the parameters of the best probe so far
+(one float per parameter) and returns to them when a probe's loss is worse than the
+best by more than that margin in log ratio (``log(L / B) > rollback``, or a non-finite
+``L``): early stopping with the best weights restored, at any point of the run, so a
+task that overfits within tens of steps ends near its best held-out point instead of
+wherever the last step left it.  The offset still sees the worse ``L`` (and slows down).
+
 ``E`` is how many passes over the distinct training examples the step budget allows
 (``StepInfo.planned_epochs``): the risk of overfitting a small split grows with it,
 and it is known before the first step.
@@ -45,14 +52,17 @@ class ValidationLevel(NamedTuple):
     max_examples: int = 512
     every: int = 25
     epochs_coef: float = 0.0
+    rollback: float = 0.0
 
     def probe(self) -> Dict[str, Any]:
-        """What the trainer needs: ``{"fraction", "max_examples", "every"}``."""
+        """What the trainer needs: ``{"fraction", "max_examples", "every", "rollback"}``."""
         return {"fraction": self.fraction, "max_examples": self.max_examples,
-                "every": self.every}
+                "every": self.every, "rollback": self.rollback}
 
 
 FIELDS = ValidationLevel._fields
+MIN_FIELDS = FIELDS.index("rollback")
+"""Stored levels may omit the trailing fields added later (their defaults: off)."""
 
 
 def level_from_mapping(d: Mapping[str, Any], where: str) -> ValidationLevel:
@@ -65,6 +75,7 @@ def level_from_mapping(d: Mapping[str, Any], where: str) -> ValidationLevel:
     if not all(math.isfinite(v) for v in vals.values()):
         raise ValueError(f"{where}: validation fields must be finite, got {vals}")
     checks = (("up", lv.up >= 0), ("down", lv.down >= 0), ("tol", lv.tol > 0),
+              ("rollback", lv.rollback >= 0),
               ("fraction", 0 < lv.fraction <= 0.5), ("max_examples", int(lv.max_examples) >= 1),
               ("every", int(lv.every) >= 1))
     for name, ok in checks:
@@ -72,6 +83,7 @@ def level_from_mapping(d: Mapping[str, Any], where: str) -> ValidationLevel:
             raise ValueError(f"{where}: validation {name} = {getattr(lv, name)!r} is out of range")
     return lv._replace(start=float(lv.start), up=float(lv.up), down=float(lv.down),
                        epochs_coef=float(lv.epochs_coef), tol=float(lv.tol),
+                       rollback=float(lv.rollback),
                        s_max=float(lv.s_max), fraction=float(lv.fraction),
                        max_examples=int(lv.max_examples), every=int(lv.every))
 

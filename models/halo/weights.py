@@ -5,7 +5,8 @@ The ``.npz`` holds ``format`` (``arch.FORMAT``), the MLP (``mlp_w``, ``mlp_b``,
 constants (``base_lr``, ``beta1``, ``beta2``, ``eps``, ``log_clip``) and the
 structural sparsity per third (``update_probabilities``; a file without it, such
 as halo-v0, means HALO's 10/30/50) and, from halo-v3 on, the validation level
-(``validation``: float64 values in ``arch.VALIDATION_FIELDS`` order; absent: none).
+(``validation``: float64 values in ``arch.VALIDATION_FIELDS`` order, trailing fields added
+later optional; absent: none).
 
 Shipped versions are ``models/weights/halo-vN.npz``; the default (what
 ``--optimizer halo`` runs) is the one with the highest N.  The card
@@ -25,6 +26,7 @@ import numpy as np
 
 from kernels.halo_fold import MirrorMLP
 from models.halo.arch import FORMAT, VALIDATION_FIELDS, HaloWeights, check_weights
+from models.halo.schedule import MIN_FIELDS as MIN_VALIDATION_FIELDS
 from models.halo.schedule import ValidationLevel
 
 _SCALARS = ("base_lr", "beta1", "beta2", "eps", "log_clip")
@@ -97,9 +99,10 @@ def load_weights(path: Union[str, Path, None] = None) -> HaloWeights:
         validation = None
         if "validation" in data:
             vals = [float(v) for v in np.ravel(data["validation"])]
-            if len(vals) != len(VALIDATION_FIELDS):
+            if not MIN_VALIDATION_FIELDS <= len(vals) <= len(VALIDATION_FIELDS):
                 raise ValueError(f"validation has {len(vals)} values, expected "
-                                 f"{len(VALIDATION_FIELDS)} ({', '.join(VALIDATION_FIELDS)})")
+                                 f"{MIN_VALIDATION_FIELDS} to {len(VALIDATION_FIELDS)} "
+                                 f"({', '.join(VALIDATION_FIELDS)})")
             validation = ValidationLevel(*vals)
         w = HaloWeights(mlp, data["theta"], **{k: float(data[k]) for k in _SCALARS},
                         update_probabilities=probs, validation=validation)

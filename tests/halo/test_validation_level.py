@@ -144,7 +144,7 @@ def test_schedule_rule_step_by_step():
 
 
 @pytest.mark.parametrize("field,value", [("tol", 0.0), ("down", -1.0), ("every", 0),
-                                         ("fraction", 0.9), ("up", math.inf)])
+                                         ("fraction", 0.9), ("up", math.inf), ("rollback", -0.1)])
 def test_level_fields_are_checked(field, value):
     with pytest.raises(ValueError, match=field if field != "up" else "finite"):
         level_from_mapping({field: value}, "test")
@@ -174,7 +174,8 @@ def test_halo_without_probe_is_unchanged_and_with_one_asks_for_it():
     w = load_weights()
     assert "validation" not in make_halo(weights=w).hyperparameters
     opt = make_halo(weights=w._replace(validation=ValidationLevel(every=7)))
-    assert opt.hyperparameters["validation"] == {"fraction": 0.1, "max_examples": 512, "every": 7}
+    assert opt.hyperparameters["validation"] == {"fraction": 0.1, "max_examples": 512, "every": 7,
+                                                 "rollback": 0.0}
 
 
 def test_halo_scales_its_step_by_the_level_factor():
@@ -273,3 +274,59 @@ def test_a_lazy_image_split_stays_lazy_and_splits_like_its_array():
     np.testing.assert_array_equal(np.asarray(xt), xt2)
     np.testing.assert_array_equal(np.asarray(probe.x), probe2.x)
     np.testing.assert_array_equal(yt, yt2)
+
+
+def test_weights_without_the_later_rollback_field_load_with_it_off(tmp_path):
+    w = load_weights()
+    p = save_weights(tmp_path / "w.npz", w._replace(validation=ValidationLevel(start=-1.0, rollback=0.3)))
+    assert load_weights(p).validation.rollback == 0.3
+    with np.load(p) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["validation"] = arrays["validation"][:-1]  # as halo-v3 candidates before rollback
+    np.savez(tmp_path / "old.npz", **arrays)
+    old = load_weights(tmp_path / "old.npz").validation
+    assert old.rollback == 0.0 and old.start == -1.0
+
+
+def test_probe_keeps_the_best_parameters_and_restores_them_past_the_margin():
+    x, y = _oversampled()
+    probe = ValidationProbe(x[:10], y[:10], y, 2, every=1, rollback=0.1)
+    p = np.arange(4, dtype=np.float32)
+    assert not probe.keep_best(p, 1.0)          # first probe: the best so far, kept
+    p += 1
+    assert not probe.keep_best(p, 1.05)         # worse, within the margin: kept going
+    assert np.array_equal(p, np.arange(4) + 1)
+    p += 1
+    assert probe.keep_best(p, 1.0 * math.exp(0.11))  # past the margin: back to the best
+    assert np.array_equal(p, np.arange(4)) and probe.rollbacks == 1
+    p += 5
+    assert not probe.keep_best(p, 0.5)          # a new best replaces the copy
+    p -= 3
+    assert probe.keep_best(p, math.nan)         # a non-finite loss restores too
+    assert np.array_equal(p, np.arange(4) + 5) and probe.rollbacks == 2
+    off = ValidationProbe(x[:10], y[:10], y, 2, every=1)
+    q = np.ones(3, np.float32)
+    assert not off.keep_best(q, 1.0) and off.snapshot is None  # 0: off, nothing kept
+    with pytest.raises(ValueError, match="rollback"):
+        ValidationProbe(x[:10], y[:10], y, 2, every=1, rollback=-1.0)
+
+
+def test_trainer_rolls_back_to_the_best_probe_and_halo_asks_for_it():
+    w = load_weights()
+    opt = make_halo(weights=w._replace(validation=ValidationLevel(every=2, rollback=0.05)))
+    x, y = _oversampled()
+    xt, yt, probe = hold_out_validation(opt, x, y, 2, seed=0)
+    assert probe.rollback == 0.05
+    net = build_network("mlp", (3,), 2, seed=0)
+    tr = Trainer(net, make_halo(10.0, weights=w), None, seed=0, validation=probe)  # far too big a step
+    none = np.zeros(net.n_layers, bool)
+    for t in range(12):
+        # probe steps update nothing (mask of no layer): the parameters after them are
+        # exactly what the probe left, restored or not
+        tr.step(xt[:16], yt[:16], t, t / 12, mask=none if t % 2 == 0 else None)
+        if probe.rollbacks:
+            break
+    assert probe.rollbacks == 1 and t % 2 == 0
+    assert np.array_equal(net.params.data, probe.snapshot)
+    assert probe.loss(net) == pytest.approx(probe.best)  # the best probe's parameters
+    assert tr.val_loss > probe.best  # the optimizer still sees the worse loss
