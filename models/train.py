@@ -147,7 +147,7 @@ class ValidationProbe:
             return False
         if self.snapshot is None:
             return False
-        if not finite or math.log(max(loss, 1e-300) / self.best) > self.rollback:
+        if not finite or math.log(max(loss, 1e-300) / max(self.best, 1e-300)) > self.rollback:
             np.copyto(params, self.snapshot)
             self.rollbacks += 1
             return True

@@ -304,6 +304,9 @@ def test_probe_keeps_the_best_parameters_and_restores_them_past_the_margin():
     p -= 3
     assert probe.keep_best(p, math.nan)         # a non-finite loss restores too
     assert np.array_equal(p, np.arange(4) + 5) and probe.rollbacks == 2
+    zero = ValidationProbe(x[:10], y[:10], y, 2, every=1, rollback=0.1)
+    assert not zero.keep_best(p, 0.0)           # a held-out loss of exactly 0 (underflow)
+    assert not zero.keep_best(p, 0.0) and zero.keep_best(p, 1e-3)  # any rise from 0 is past it
     off = ValidationProbe(x[:10], y[:10], y, 2, every=1)
     q = np.ones(3, np.float32)
     assert not off.keep_best(q, 1.0) and off.snapshot is None  # 0: off, nothing kept
