@@ -17,7 +17,9 @@ Adam's 12; all 15 weights non-zero would take 32.  Zero weights cost
 nothing: their passes are skipped.  ``max`` runs against full constant arrays (4x
 faster than against a scalar in NumPy 2.x, docs/references.md §1.1).  The chunk
 loop hoists every scalar conversion and branch out of the loop: on a slow core the
-~1 us per ufunc call is what a chunk costs beyond its passes.
+~1 us per ufunc call is what a chunk costs beyond its passes.  What depends on the
+update count alone (the fold, its float32 constants, the passes' modes) is a plan of
+``kernels.halo_plan``, folded 256 counts at a time and kept per count.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from kernels.halo_fold import (
     tensor_arrays,
     tensor_scalars,
 )
+from kernels.halo_plan import BLOCK, FoldBlock, Pair, StepPlan, pairs_of, shared_gain, structure
 
 CHUNK = 65536
 """Elements per chunk (Adam's too).  On the 2-core x86 box at n = 1e6, against Adam:
@@ -55,178 +58,6 @@ _f32 = np.float32
 
 Piece = Tuple[int, int, float, float]
 """``(a, b, lr, gamma)``: elements ``[a, b)`` of the segment belong to one tensor."""
-
-
-class _Pair:
-    """One active pair's modes (they change only when a fold's structure does).
-
-    ``k``: index of its buffers; ``mk_t``: ``M_k`` is formed in the scratch ``t``
-    (free once ``v`` is updated when this is the only pair and it clips nothing),
-    one chunk vector fewer in cache."""
-
-    __slots__ = ("k", "base_is_m", "has_kappa", "mk_own", "mk_t", "even", "odd")
-
-    def __init__(self, k, base_is_m, has_kappa, mk_own, mk_t, even, odd):
-        self.k, self.base_is_m, self.has_kappa = k, base_is_m, has_kappa
-        self.mk_own, self.mk_t, self.even, self.odd = mk_own, mk_t, even, odd
-
-
-def _structure(fold: StepFold) -> tuple:
-    """What decides the pairs' modes: per pair (base, kappa != 0, |beta| != 0, beta > 0,
-    odd, even)."""
-    return tuple([(pf.base_is_m, pf.kappa != 0.0, pf.beta != 0.0, pf.beta > 0.0, pf.odd, pf.even)
-                  for pf in fold.pairs])
-
-
-def _pairs(fold: StepFold) -> List[_Pair]:
-    pairs = []
-    solo = len(fold.pairs) == 1
-    for k, pf in enumerate(fold.pairs):
-        ab = abs(pf.beta)
-        even = 0 if not pf.even else (2 if ab != 0.0 else 1)
-        odd = 0 if not pf.odd else (1 if ab == 0.0 else (2 if pf.beta > 0.0 else 3))
-        pairs.append(_Pair(k, pf.base_is_m, pf.kappa != 0.0, bool(pf.even and pf.odd),
-                           solo and odd < 2, even, odd))
-    return pairs
-
-
-class _StepPlan:
-    """Everything :meth:`ElementwiseKernel.update` derives from the update count alone:
-    the pairs' modes, their float32 ``kappa``s and ``|beta|``s, where ``A`` is formed and
-    the other odd parts' float32 coefficients, how the step is applied (``apply``, by the
-    sign of ``d_scale``), the float32 epsilon, and what ``E`` needs (``d_scale``,
-    ``q_bias``, ``q_coef``, ``any_even``; the whole fold, :attr:`fold`, is made on demand).
-    """
-
-    __slots__ = ("count", "pairs", "kappa", "abs_beta", "first_odd", "odd_rest", "apply", "eps",
-                 "any_even", "gains", "d_scale", "q_bias", "q_coef", "_fold", "_kernel")
-
-    def __init__(self, kernel, count: int, pairs: List[_Pair], kappa32, abs_beta, d_coef32,
-                 eps32, d_scale: float, q_bias: float, q_coef, fold: Optional[StepFold] = None):
-        self._kernel, self.count, self.pairs = kernel, count, pairs
-        self.kappa, self.abs_beta, self.eps = kappa32, abs_beta, eps32
-        self.d_scale, self.q_bias, self.q_coef, self._fold = d_scale, q_bias, q_coef, fold
-        odd = [(pl.k, d_coef32[pl.k]) for pl in pairs if pl.odd]
-        self.first_odd = odd[0][0] if odd else None  # index of z holding A
-        self.odd_rest = tuple(odd[1:])
-        self.apply = _sub if d_scale > 0.0 else _add
-        self.any_even = any([pl.even for pl in pairs])
-        self.gains: Dict[float, tuple] = {}  # gamma -> (c0, c_k, clamp, ...) of the shared E
-
-    @classmethod
-    def of(cls, kernel, count: int, fold: StepFold, pairs: List[_Pair]) -> _StepPlan:
-        return cls(kernel, count, pairs, [_f32(pf.kappa) for pf in fold.pairs],
-                   [abs(pf.beta) for pf in fold.pairs], [_f32(c) for c in fold.d_coef],
-                   _f32(fold.eps_s), fold.d_scale, fold.q_bias, fold.q_coef, fold)
-
-    @property
-    def fold(self) -> StepFold:
-        if self._fold is None:
-            k = self._kernel
-            self._fold = fold_floats(k._mlp_floats, k.beta1, k.beta2, k.eps, self.count)
-        return self._fold
-
-
-class _Block:
-    """The folds of counts ``[start, start + size)`` computed together, vectorised over
-    the counts with the float64 operations of :func:`fold_floats` in the same order (so
-    the same values), for a run of counts whose pairs keep one structure."""
-
-    def __init__(self, mlp, beta1: float, beta2: float, eps: float, start: int, size: int):
-        self.start, self.size = start, size
-        counts = range(start, start + size)
-        b1c = np.array([beta1**c for c in counts])  # Python's pow, as moment_scales
-        b2c = np.array([beta2**c for c in counts])
-        a_m = (1.0 - beta1) / (1.0 - b1c)
-        a_v = np.sqrt((1.0 - beta2) / (1.0 - b2c))
-        q_bias, per_pair = mlp
-        q_bias = np.full(size, q_bias)
-        self.shape: Optional[tuple] = ()
-        shape = []
-        kappa, beta, d_coef, q_coef = [], [], [], []
-        d_scale = None
-        for w_g, w_m, delta, mu, b in per_pair:
-            u_g = w_g / a_v
-            u_m = w_m * a_m / a_v
-            dead = (u_g == 0.0) & (u_m == 0.0)
-            if dead.all():  # h+ = h- = relu(b), constant
-                q_bias = q_bias + mu * 2.0 * max(b, 0.0)
-                continue
-            if dead.any():
-                self.shape = None
-                return
-            base_is_m = np.abs(u_m) >= np.abs(u_g)
-            if base_is_m.all():
-                base, rho, kap = True, u_m, u_g / u_m
-            elif not base_is_m.any():
-                base, rho, kap = False, u_g, u_m / u_g
-            else:  # the base changes inside the block: fold count by count
-                self.shape = None
-                return
-            odd, even = delta != 0.0, mu != 0.0
-            if not (odd or even):
-                continue
-            bet = b / np.abs(rho)
-            flags = (kap != 0.0, bet != 0.0, bet > 0.0)
-            if not all([f.all() or not f.any() for f in flags]):  # not one structure
-                self.shape = None
-                return
-            shape.append((base, bool(flags[0][0]), bool(flags[1][0]), bool(flags[2][0]), odd,
-                          even))
-            kappa.append(kap)
-            beta.append(np.abs(bet))
-            if odd:
-                if d_scale is None:
-                    d_scale = delta * rho
-                    if (d_scale == 0.0).any():  # fold_floats would take the next odd pair
-                        self.shape = None
-                        return
-                d_coef.append(delta * rho / d_scale)
-            else:
-                d_coef.append(np.zeros(size))
-            if even:
-                q_bias = q_bias + mu * np.abs(rho) * bet
-                q_coef.append(mu * np.abs(rho))
-            else:
-                q_coef.append(np.zeros(size))
-        self.shape = tuple(shape)
-        self.eps32 = (eps / a_v).astype(np.float32)
-        self.d_scale = (np.zeros(size) if d_scale is None else d_scale).tolist()
-        self.q_bias = q_bias.tolist()
-        self.kappa32 = [x.astype(np.float32) for x in kappa]
-        self.abs_beta = [x.tolist() for x in beta]
-        self.d_coef32 = [x.astype(np.float32) for x in d_coef]
-        self.q_coef = [x.tolist() for x in q_coef]
-
-    def plan(self, kernel, count: int, pairs: List[_Pair]) -> _StepPlan:
-        i = count - self.start
-        return _StepPlan(kernel, count, pairs, [x[i] for x in self.kappa32],
-                         [x[i] for x in self.abs_beta], [x[i] for x in self.d_coef32],
-                         self.eps32[i], self.d_scale[i], self.q_bias[i],
-                         tuple([x[i] for x in self.q_coef]))
-
-
-_BLOCK = 256
-"""Counts folded together (a few microseconds each, instead of tens one by one)."""
-
-
-def _shared_gain(plan: _StepPlan, gam: float) -> tuple:
-    """The count-and-gain part of a shared ``E = max(c0 + sum_k c_k M_k, 0)``:
-    ``(c0, [c_k], clamp, float32 c0, ((k, float32 c_k) for c_k != 0))``; ``clamp`` False
-    when every ``c_k >= 0`` and ``c0 + sum_k c_k |beta_k| >= 0`` (E >= 0 anyway)."""
-    c0 = 1.0 + gam * plan.q_bias
-    ck = []
-    terms = []
-    neg = False
-    acc = 0  # sum() of c_k |beta_k|, from 0 as sum() adds
-    for k, (q, ab) in enumerate(zip(plan.q_coef, plan.abs_beta)):
-        x = gam * q
-        ck.append(x)
-        neg = neg or x < 0.0
-        acc = acc + x * ab
-        if x != 0.0:
-            terms.append((k, _f32(x)))
-    return c0, ck, neg or c0 + acc < 0.0, _f32(c0), tuple(terms)
 
 
 _PLANS_KEPT = 512
@@ -255,15 +86,16 @@ class ElementwiseKernel(KernelBase):
         self._filled = [float("nan")] * 2
         self._b1, self._b2 = _f32(beta1), _f32(beta2)
         self._count = -1
-        self._plans: Dict[int, _StepPlan] = {}
+        self._plans: Dict[int, StepPlan] = {}
         self._mlp_floats = mlp_floats(mlp)
+        self._source = (self._mlp_floats, beta1, beta2, eps)  # what a plan folds from
         self._shape: tuple = ()
-        self._shape_pairs: List[_Pair] = []
-        self._blocks: Dict[int, _Block] = {}
+        self._shape_pairs: List[Pair] = []
+        self._blocks: Dict[int, FoldBlock] = {}
         self._plan = self._prepare(1)
         self._views: Dict[int, tuple] = {}
 
-    def _prepare(self, count: int) -> _StepPlan:
+    def _prepare(self, count: int) -> StepPlan:
         """The step's plan (folded scalars, modes), made once per count; refill the
         |beta| vectors if they moved."""
         if count == self._count:
@@ -273,7 +105,7 @@ class ElementwiseKernel(KernelBase):
             plan = self._blocked(count)
             if plan is None:
                 fold = fold_floats(self._mlp_floats, self.beta1, self.beta2, self.eps, count)
-                plan = _StepPlan.of(self, count, fold, self._pairs_of(_structure(fold), fold))
+                plan = StepPlan.of(self._source, count, fold, self._pairs_of(structure(fold), fold))
             if len(self._plans) >= _PLANS_KEPT:
                 self._plans.clear()
             self._plans[count] = plan
@@ -285,29 +117,29 @@ class ElementwiseKernel(KernelBase):
         self._plan, self._count = plan, count
         return plan
 
-    def _pairs_of(self, shape: tuple, fold: StepFold) -> List[_Pair]:
+    def _pairs_of(self, shape: tuple, fold: StepFold) -> List[Pair]:
         """The pairs' modes for a fold of structure ``shape`` (made when it changes)."""
         if shape != self._shape:
-            self._shape, self._shape_pairs = shape, _pairs(fold)
+            self._shape, self._shape_pairs = shape, pairs_of(fold)
         return self._shape_pairs
 
-    def _blocked(self, count: int) -> Optional[_StepPlan]:
+    def _blocked(self, count: int) -> Optional[StepPlan]:
         """The plan of ``count`` from the block of counts around it (None: fold it alone)."""
-        start = (count - 1) // _BLOCK * _BLOCK + 1  # blocks [1, 257), [257, 513), ...
+        start = (count - 1) // BLOCK * BLOCK + 1  # blocks [1, 257), [257, 513), ...
         blk = self._blocks.get(start)
         if blk is None:
             if len(self._blocks) >= 8:  # segments at different counts keep a few
                 self._blocks.pop(next(iter(self._blocks)))
-            blk = self._blocks[start] = _Block(self._mlp_floats, self.beta1, self.beta2, self.eps,
-                                               start, _BLOCK)
+            blk = self._blocks[start] = FoldBlock(self._mlp_floats, self.beta1, self.beta2, self.eps,
+                                               start, BLOCK)
         if blk.shape is None:
             return None
         if blk.shape != self._shape:
             fold = fold_floats(self._mlp_floats, self.beta1, self.beta2, self.eps, count)
-            if _structure(fold) != blk.shape:
+            if structure(fold) != blk.shape:
                 return None
             self._pairs_of(blk.shape, fold)
-        return blk.plan(self, count, self._shape_pairs)
+        return blk.plan(self._source, count, self._shape_pairs)
 
     def _scratch(self, w: int) -> tuple:
         """Views of the scratch for a chunk of ``w`` elements (made once per width)."""
@@ -342,7 +174,7 @@ class ElementwiseKernel(KernelBase):
                         full if hi - lo == c else self._scratch(hi - lo), plan, e_plan, lo, hi)
 
     @staticmethod
-    def _e_plan(plan: _StepPlan, pieces: Pieces):
+    def _e_plan(plan: StepPlan, pieces: Pieces):
         """How to form ``E`` (the per-tensor factor of ``A``).
 
         With one tensor (or every tensor alike) the factors are float32 scalars; with
@@ -373,7 +205,7 @@ class ElementwiseKernel(KernelBase):
             gam = float(gamma[0])
             got = plan.gains.get(gam)
             if got is None:
-                got = plan.gains[gam] = _shared_gain(plan, gam)
+                got = plan.gains[gam] = shared_gain(plan, gam)
                 if len(plan.gains) > 8:
                     plan.gains.clear()
             c0, ck, clamp, c0_32, terms = got
@@ -396,7 +228,7 @@ class ElementwiseKernel(KernelBase):
         return ("general", pieces.spread(e0), tuple((k, pieces.spread(x)) for k, x in enumerate(ek)
                                                     if fold.q_coef[k] != 0.0), True)
 
-    def _chunk(self, p, g, m, v, views, plan: _StepPlan, e_plan, lo, hi) -> None:
+    def _chunk(self, p, g, m, v, views, plan: StepPlan, e_plan, lo, hi) -> None:
         s, t, zeros, zs, mks, his, los = views
         _mul(m, self._b1, m)
         _add(m, g, m)  # m = b1 m + g
