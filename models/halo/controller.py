@@ -89,6 +89,7 @@ class Controller:
         # (set when they are finalised; 0 before, as the features are)
         self.depth_term = self.theta[:, _F["depth"], None] * self.depth
         self.stat_term = np.zeros((2, t))
+        self._sh = np.zeros((2, 1))
         self._th_shared = [[float(self.theta[o, c]) for c in _SHARED] for o in (0, 1)]
         self._th_rel_g = self.theta[:, _F["rel_log_grad"], None]
         self._th_ratio = self.theta[:, _F["log_update_ratio"], None]
@@ -194,8 +195,9 @@ class Controller:
         segment, whatever its number of tensors (``ids``: an index array or a slice).
         """
         th = self.theta
-        a, b = self._shared(count, progress)
-        out = self.depth_term[:, ids] + np.array(((a,), (b,)))
+        sh = self._sh  # (2, 1): theta @ phi over the shared columns, per output
+        sh[0, 0], sh[1, 0] = self._shared(count, progress)
+        out = self.depth_term[:, ids] + sh
         if self.uses_stats:
             out += self.stat_term[:, ids]
         if self.uses_rel_lr:
