@@ -60,8 +60,9 @@ Piece = Tuple[int, int, float, float]
 """``(a, b, lr, gamma)``: elements ``[a, b)`` of the segment belong to one tensor."""
 
 
-_PLANS_KEPT = 512
-"""Update counts whose plans a kernel keeps (segments with different counts alternate)."""
+_PLANS_KEPT = 64
+"""Update counts whose plans a kernel keeps (sparse segments at nearby counts reuse them;
+a plan is cheap to remake from its block)."""
 
 
 class ElementwiseKernel(KernelBase):
