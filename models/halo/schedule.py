@@ -14,8 +14,13 @@ log learning-rate offset ``s``, the same for every tensor::
     at each new probe with loss L, best B (lowest so far, before this probe):
         r = log(L / B)
         r <  0:  s <- min(s + up, s_max)                 (still improving: speed up)
-        r >= 0:  s <- s - down * min(1, r / tol)         (worse: slow down, in proportion)
+        r >= 0:  s <- max(s - down * min(1, r / tol), s_min)   (worse: slow down, in proportion)
     lr_k <- lr_k * exp(s)
+
+``s_min`` floors the slow-down (the default, -30, is no floor in practice): the rule
+compares every probe with the best one, so on a task whose held-out loss plateaus a
+little above an early best, each probe cuts again until the steps vanish; a floor keeps
+the run learning at ``exp(s_min)`` of its rate.  A non-finite loss is not floored.
 
 With ``rollback > 0`` the trainer also keeps the parameters of the best probe so far
 (one float per parameter) and returns to them when a probe's loss is worse than the
@@ -53,6 +58,7 @@ class ValidationLevel(NamedTuple):
     every: int = 25
     epochs_coef: float = 0.0
     rollback: float = 0.0
+    s_min: float = -30.0
 
     def probe(self) -> Dict[str, Any]:
         """What the trainer needs: ``{"fraction", "max_examples", "every", "rollback"}``."""
@@ -83,7 +89,7 @@ def level_from_mapping(d: Mapping[str, Any], where: str) -> ValidationLevel:
             raise ValueError(f"{where}: validation {name} = {getattr(lv, name)!r} is out of range")
     return lv._replace(start=float(lv.start), up=float(lv.up), down=float(lv.down),
                        epochs_coef=float(lv.epochs_coef), tol=float(lv.tol),
-                       rollback=float(lv.rollback),
+                       rollback=float(lv.rollback), s_min=float(lv.s_min),
                        s_max=float(lv.s_max), fraction=float(lv.fraction),
                        max_examples=int(lv.max_examples), every=int(lv.every))
 
@@ -127,7 +133,8 @@ class ValidationSchedule:
             if r < 0.0:
                 self.s = min(self.s + lv.up, lv.s_max)
             else:
-                self.s -= lv.down * min(1.0, r / lv.tol)
+                # floored at s_min; an offset already below the floor is left where it is
+                self.s = min(self.s, max(self.s - lv.down * min(1.0, r / lv.tol), lv.s_min))
         self.best = min(self.best, val_loss)
 
     def state(self) -> Dict[str, float]:

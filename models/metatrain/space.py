@@ -45,7 +45,7 @@ _MLP = {"mlp.w_g": ("w", (0, 0)), "mlp.w_m": ("w", (0, 1)), "mlp.b": ("b", (0,))
 _MLP.update({"mlp2.w_g": ("w", (1, 0)), "mlp2.w_m": ("w", (1, 1)), "mlp2.b": ("b", (1,)),
              "mlp2.delta": ("delta", (1,)), "mlp2.mu": ("mu", (1,))})
 _THIRDS = ("p.first", "p.middle", "p.last")
-_VAL_LINEAR = ("val.start", "val.s_max", "val.epochs_coef", "val.rollback")
+_VAL_LINEAR = ("val.start", "val.s_max", "val.epochs_coef", "val.rollback", "val.s_min")
 """``val.rollback`` is clamped at 0 (off) after the offset: negative values switch it off."""
 _VAL_LOG = ("val.up", "val.down", "val.tol")
 VAL_START = ValidationLevel(start=0.0, up=0.05, down=0.5, tol=0.05, s_max=0.0,
@@ -146,7 +146,7 @@ class MetaSpace:
         out.update(beta1=round(w.beta1, 5), beta2=round(w.beta2, 6))
         if w.validation is not None:
             out.update({f"val_{k}": round(float(getattr(w.validation, k)), 5)
-                        for k in ("start", "up", "down", "tol", "s_max", "epochs_coef", "rollback")})
+                        for k in ("start", "up", "down", "tol", "s_max", "epochs_coef", "rollback", "s_min")})
         return out
 
 

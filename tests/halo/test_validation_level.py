@@ -282,10 +282,12 @@ def test_weights_without_the_later_rollback_field_load_with_it_off(tmp_path):
     assert load_weights(p).validation.rollback == 0.3
     with np.load(p) as z:
         arrays = {k: z[k] for k in z.files}
-    arrays["validation"] = arrays["validation"][:-1]  # as halo-v3 candidates before rollback
+    from models.halo.schedule import MIN_FIELDS
+
+    arrays["validation"] = arrays["validation"][:MIN_FIELDS]  # as halo-v3 candidates before rollback
     np.savez(tmp_path / "old.npz", **arrays)
     old = load_weights(tmp_path / "old.npz").validation
-    assert old.rollback == 0.0 and old.start == -1.0
+    assert old.rollback == 0.0 and old.s_min == -30.0 and old.start == -1.0
 
 
 def test_probe_keeps_the_best_parameters_and_restores_them_past_the_margin():
@@ -333,3 +335,19 @@ def test_trainer_rolls_back_to_the_best_probe_and_halo_asks_for_it():
     assert np.array_equal(net.params.data, probe.snapshot)
     assert probe.loss(net) == pytest.approx(probe.best)  # the best probe's parameters
     assert tr.val_loss > probe.best  # the optimizer still sees the worse loss
+
+
+def test_the_floor_stops_the_slow_down_and_keeps_nan_cuts():
+    s = ValidationSchedule(ValidationLevel(start=0.0, down=1.0, tol=0.1, s_min=-1.5))
+    s.observe(1.0, 0)
+    s.observe(2.0, 25)
+    assert s.s == pytest.approx(-1.0)
+    s.observe(2.0, 50)
+    assert s.s == pytest.approx(-1.5)  # floored
+    s.observe(2.0, 75)
+    assert s.s == pytest.approx(-1.5)
+    s.observe(math.nan, 100)  # divergence is not floored
+    assert s.s == pytest.approx(-2.5)
+    s.observe(3.0, 125)  # below the floor already: a worse probe leaves it there
+    assert s.s == pytest.approx(-2.5)
+    assert ValidationLevel().s_min == -30.0  # the default: no floor in practice
