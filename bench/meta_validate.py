@@ -11,8 +11,11 @@ choosing weights by this score is not tuning on the test set.
     python -m bench.meta_validate --config models/metatrain/configs/halo-v3.json \
         --data-dir DATA --weights A.npz B.npz --workers 16 --out meta-validation.json
 
-Every weights file runs as stored (its own validation level, or none); the update
-probabilities are the file's own.  Lower meta-loss is better.
+Every weights file runs as stored (its own validation level, or none) unless
+``--level FIELD=VALUE`` (repeatable) overrides fields of its validation level (a file
+with none gets the neutral ``models.metatrain.space.VAL_START`` first) or ``--no-level``
+drops it: the ablations and settings grids of docs/results/metatrain-v3-wip are such
+runs.  The update probabilities are the file's own.  Lower meta-loss is better.
 """
 
 from __future__ import annotations
@@ -30,28 +33,52 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 
-def validation_objective(cfg: Dict[str, Any], weights_path: Path, data_dir: Path):
-    """The config's meta-validation objective with ``weights_path`` at ``x = 0`` (as stored)."""
+def variant(w, level: Optional[Dict[str, float]] = None, no_level: bool = False):
+    """``w`` with its validation level dropped (``no_level``) or fields overridden."""
+    from models.halo.schedule import level_from_mapping
+    from models.metatrain.space import VAL_START
+
+    if no_level:
+        return w._replace(validation=None)
+    if not level:
+        return w
+    base = (w.validation or VAL_START)._asdict()
+    base.update(level)
+    return w._replace(validation=level_from_mapping(base, "--level"))
+
+
+def validation_objective(cfg: Dict[str, Any], weights_path: Path, data_dir: Path,
+                         level: Optional[Dict[str, float]] = None, no_level: bool = False):
+    """The config's meta-validation objective with ``weights_path`` at ``x = 0`` (as stored,
+    or its :func:`variant`)."""
     from models.halo.weights import load_weights
     from models.metatrain.run import build
     from models.metatrain.space import MetaSpace
 
     _, unroll, _ = build(cfg, data_dir)
-    w = load_weights(weights_path)
+    w = variant(load_weights(weights_path), level, no_level)
     probs = tuple(float(p) for p in w.update_probabilities)
     # one coordinate every weights file has; x = 0 leaves the file's weights as they are
     space = MetaSpace(("lr.bias",), w, probs)
     return replace(unroll, space=space, validation_tasks=True)
 
 
+def label(path: Path, level: Optional[Dict[str, float]] = None, no_level: bool = False) -> str:
+    """The report's name of a weights file and its variant: ``halo-v2.npz+rollback=0.3``."""
+    if no_level:
+        return f"{Path(path).name}-level"
+    return Path(path).name + "".join(f"+{k}={v:g}" for k, v in (level or {}).items())
+
+
 def score(cfg: Dict[str, Any], weights: List[Path], data_dir: Path, workers: int,
-          log=print) -> Dict[str, Any]:
-    """``{weights name: evaluate_tasks(...) row}`` on the config's meta-validation tasks."""
+          log=print, level: Optional[Dict[str, float]] = None,
+          no_level: bool = False) -> Dict[str, Any]:
+    """``{label: evaluate_tasks(...) row}`` on the config's meta-validation tasks."""
     from models.metatrain.multitask import evaluate_tasks
 
     seeds = int(cfg["meta_validation"]["seeds_per_task"])
     out: Dict[str, Any] = {}
-    objectives = [validation_objective(cfg, w, data_dir) for w in weights]
+    objectives = [validation_objective(cfg, w, data_dir, level, no_level) for w in weights]
     objectives[0].prepare()  # build (or read) the pool once, before the workers fork
     pool: Optional[ProcessPoolExecutor] = ProcessPoolExecutor(workers) if workers > 1 else None
     try:
@@ -59,8 +86,8 @@ def score(cfg: Dict[str, Any], weights: List[Path], data_dir: Path, workers: int
             t0 = time.time()
             row = evaluate_tasks(obj, obj.space.zeros(), seeds, pool)
             row["seconds"] = round(time.time() - t0, 1)
-            out[Path(w).name] = row
-            log(f"{Path(w).name}: meta-loss {row['meta_loss']:.4f}, final held-out loss ratio "
+            out[label(w, level, no_level)] = row
+            log(f"{label(w, level, no_level)}: meta-loss {row['meta_loss']:.4f}, final held-out loss ratio "
                 f"{row['final_loss']:.4f}, final balanced error {100 * row['final_error']:.2f} % "
                 f"({len(row['per_task'])} tasks x {seeds} seeds, {row['seconds']} s)")
     finally:
@@ -80,7 +107,23 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--data-dir", type=Path, required=True)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", type=Path, required=True, help="report .json to write")
+    ap.add_argument("--level", action="append", default=[], metavar="FIELD=VALUE",
+                    help="override a field of each file's validation level (repeatable)")
+    ap.add_argument("--no-level", action="store_true", help="drop each file's validation level")
     a = ap.parse_args(argv)
+    level: Dict[str, float] = {}
+    for item in a.level:
+        key, eq, value = item.partition("=")
+        try:
+            level[key.strip()] = float(value)
+        except ValueError:
+            eq = ""
+        if not eq or not key.strip():
+            print(f"error: --level {item!r}: expected FIELD=NUMBER", file=sys.stderr)
+            return 2
+    if level and a.no_level:
+        print("error: --level and --no-level exclude each other", file=sys.stderr)
+        return 2
     try:
         cfg = load_config(a.config)
         if cfg["distribution"] is None:
@@ -92,14 +135,15 @@ def main(argv: Optional[List[str]] = None) -> int:
                 print(f"error: --weights {w}: no such file", file=sys.stderr)
                 return 2
         t0 = time.time()
-        rows = score(cfg, list(a.weights), a.data_dir, max(1, a.workers))
-    except HaloError as e:
+        rows = score(cfg, list(a.weights), a.data_dir, max(1, a.workers), level=level,
+                     no_level=a.no_level)
+    except (HaloError, ValueError) as e:  # ValueError: a --level field or value out of range
         print(f"error: {e}", file=sys.stderr)
         return 2
     report = {
         "command": "python -m bench.meta_validate " + " ".join(sys.argv[1:] if argv is None else argv),
         "config": str(a.config), "meta_validation": cfg["meta_validation"],
-        "objective": cfg["objective"],
+        "objective": cfg["objective"], "level_overrides": level, "no_level": a.no_level,
         "machine": f"{platform.platform()}, {platform.machine()}, Python {platform.python_version()}, "
                    f"NumPy {np.__version__}",
         "wall_seconds": round(time.time() - t0, 1),

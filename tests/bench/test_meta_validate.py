@@ -52,3 +52,24 @@ def test_missing_weights_and_single_task_configs_are_refused(cache, capsys):
                                str(V2), "--out", str(out)]) == 2
     assert "no distribution" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_level_overrides_make_variants_and_bad_ones_are_named(cache, capsys):
+    from models.halo.weights import load_weights
+
+    w = load_weights(V2)
+    v = meta_validate.variant(w, {"rollback": 0.3})
+    assert w.validation is None and v.validation.rollback == 0.3  # the neutral level + override
+    assert meta_validate.variant(v, no_level=True).validation is None
+    assert meta_validate.label(V2, {"rollback": 0.3}) == "halo-v2.npz+rollback=0.3"
+    out = cache / "mv.json"
+    assert meta_validate.main(["--config", str(SMOKE), "--data-dir", str(SHARED), "--weights", str(V2),
+                               "--level", "rollback=0.3", "--workers", "1", "--out", str(out)]) == 0
+    assert set(json.loads(out.read_text())["weights"]) == {"halo-v2.npz+rollback=0.3"}
+    for bad in (["--level", "rollback"], ["--level", "rollback=x"], ["--level", "patience=3"],
+                ["--level", "rollback=-1"], ["--level", "rollback=1", "--no-level"]):
+        assert meta_validate.main(["--config", str(SMOKE), "--data-dir", str(SHARED), "--weights",
+                                   str(V2), "--out", str(cache / "bad.json")] + bad) == 2
+        err = capsys.readouterr().err
+        assert bad[1].split("=")[0] in err or "exclude" in err
+    assert not (cache / "bad.json").exists()
