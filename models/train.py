@@ -97,19 +97,21 @@ class ValidationProbe:
 
     ``rollback > 0``: :meth:`keep_best` keeps a copy of the parameters at the best probe
     and restores it when a probe is worse than the best by more than ``rollback`` in log
-    ratio (or not finite); ``rollbacks`` counts the restores.  0: off, nothing kept.
+    ratio of the loss, or with ``on_error`` in absolute class-balanced error (or not
+    finite); ``rollbacks`` counts the restores.  0: off, nothing kept.
     """
 
     def __init__(self, x: np.ndarray, y: np.ndarray, train_y: np.ndarray, num_classes: int,
                  every: int, chunk: int = 256, planned_epochs: float = math.nan,
-                 rollback: float = 0.0):
+                 rollback: float = 0.0, on_error: bool = False):
         if every < 1:
             raise ValueError(f"validation every must be >= 1 step, got {every}")
         if not rollback >= 0.0:
             raise ValueError(f"validation rollback must be >= 0 (0: off), got {rollback}")
         self.x, self.y, self.every, self.chunk = x, y, int(every), int(chunk)
         self.rollback = float(rollback)
-        self.best = math.inf
+        self.on_error = bool(on_error)
+        self.best = self.best_error = math.inf
         self.snapshot: Optional[np.ndarray] = None
         self.rollbacks = 0
         self.planned_epochs = float(planned_epochs)
@@ -124,22 +126,36 @@ class ValidationProbe:
         return int(self.y.shape[0])
 
     def loss(self, net: Network) -> float:
+        return self.measure(net)[0]
+
+    def measure(self, net: Network) -> Tuple[float, float]:
+        """``(class-reweighted loss, class-balanced error)`` of ``net`` on the held-out
+        examples, from one forward pass: the error is the mean over the classes present of
+        the fraction of their examples misclassified (what a balanced test split's
+        accuracy measures)."""
         total = 0.0
+        wrong = np.empty(self.y.shape[0], bool)
         for s in range(0, self.y.shape[0], self.chunk):
             logits = net.forward(self.x[s:s + self.chunk])
             yb, wb = self.y[s:s + self.chunk], self.weights[s:s + self.chunk]
             total += float(np.dot(cross_entropy_per_example(logits, yb), wb))
-        return total
+            wrong[s:s + yb.shape[0]] = logits.argmax(axis=1) != yb
+        count = np.bincount(self.y)
+        per_class = np.bincount(self.y, weights=wrong.astype(np.float64))[count > 0] / count[count > 0]
+        return total, float(per_class.mean()) if per_class.size else math.nan
 
-    def keep_best(self, params: np.ndarray, loss: float) -> bool:
-        """After a probe of ``params`` (the whole flat buffer) with ``loss``: remember them
-        if best so far, or restore the best ones if ``loss`` is worse by more than the
-        margin.  True when ``params`` were restored.  No-op when ``rollback`` is 0."""
+    def keep_best(self, params: np.ndarray, loss: float, error: float = math.nan) -> bool:
+        """After a probe of ``params`` (the whole flat buffer) with ``loss`` and ``error``:
+        remember them if best so far, or restore the best ones if the probe is worse by
+        more than the margin.  True when ``params`` were restored.  No-op when ``rollback``
+        is 0.  The criterion is the loss (margin in log ratio), or with ``on_error`` the
+        class-balanced error (margin absolute, ties broken by the loss)."""
         if self.rollback <= 0.0:
             return False
-        finite = math.isfinite(loss)
-        if finite and loss < self.best:
-            self.best = loss
+        finite = math.isfinite(loss) and (not self.on_error or math.isfinite(error))
+        if finite and ((error, loss) < (self.best_error, self.best) if self.on_error
+                       else loss < self.best):
+            self.best, self.best_error = loss, error
             if self.snapshot is None:
                 self.snapshot = params.copy()
             else:
@@ -147,11 +163,14 @@ class ValidationProbe:
             return False
         if self.snapshot is None:
             return False
-        if not finite or math.log(max(loss, 1e-300) / max(self.best, 1e-300)) > self.rollback:
-            np.copyto(params, self.snapshot)
-            self.rollbacks += 1
-            return True
-        return False
+        if finite:
+            worse = (error - self.best_error if self.on_error
+                     else math.log(max(loss, 1e-300) / max(self.best, 1e-300)))
+            if worse <= self.rollback:
+                return False
+        np.copyto(params, self.snapshot)
+        self.rollbacks += 1
+        return True
 
 
 def _rows(x, rows: np.ndarray):
@@ -177,7 +196,8 @@ def hold_out_validation(optimizer: Optimizer, x: np.ndarray, y: np.ndarray, num_
     if steps and batch_size:
         epochs = float(steps) * min(int(batch_size), tr.size) / max(1, np.unique(groups[tr]).size)
     probe = ValidationProbe(_rows(x, va), y[va], y[tr], num_classes, int(want["every"]),
-                            planned_epochs=epochs, rollback=float(want.get("rollback", 0.0)))
+                            planned_epochs=epochs, rollback=float(want.get("rollback", 0.0)),
+                            on_error=bool(want.get("rollback_on_error", 0.0)))
     return _rows(x, tr), y[tr], probe
 
 
@@ -227,8 +247,8 @@ class Trainer:
         probe = self.validation
         if probe is not None and step % probe.every == 0 and step != self.val_step:
             t0 = time.perf_counter()
-            self.val_loss, self.val_step = probe.loss(self.net), step
-            probe.keep_best(self.net.params.data, self.val_loss)  # rollback: off unless asked
+            (self.val_loss, val_error), self.val_step = probe.measure(self.net), step
+            probe.keep_best(self.net.params.data, self.val_loss, val_error)  # off unless asked
             self.val_probes += 1
             self.seconds["validation_probe"] += time.perf_counter() - t0
         if mask is None:

@@ -28,6 +28,9 @@ best by more than that margin in log ratio (``log(L / B) > rollback``, or a non-
 ``L``): early stopping with the best weights restored, at any point of the run, so a
 task that overfits within tens of steps ends near its best held-out point instead of
 wherever the last step left it.  The offset still sees the worse ``L`` (and slows down).
+With ``rollback_on_error = 1`` the criterion is the probe's class-balanced error
+instead (margin ``rollback`` in absolute error, ties broken by the loss): the held-out
+loss of a few distinct minority-class examples can fall while their accuracy drops.
 
 ``E`` is how many passes over the distinct training examples the step budget allows
 (``StepInfo.planned_epochs``): the risk of overfitting a small split grows with it,
@@ -59,11 +62,13 @@ class ValidationLevel(NamedTuple):
     epochs_coef: float = 0.0
     rollback: float = 0.0
     s_min: float = -30.0
+    rollback_on_error: float = 0.0
 
     def probe(self) -> Dict[str, Any]:
-        """What the trainer needs: ``{"fraction", "max_examples", "every", "rollback"}``."""
+        """What the trainer needs: the probe's size and cadence and the rollback rule."""
         return {"fraction": self.fraction, "max_examples": self.max_examples,
-                "every": self.every, "rollback": self.rollback}
+                "every": self.every, "rollback": self.rollback,
+                "rollback_on_error": self.rollback_on_error}
 
 
 FIELDS = ValidationLevel._fields
@@ -81,7 +86,7 @@ def level_from_mapping(d: Mapping[str, Any], where: str) -> ValidationLevel:
     if not all(math.isfinite(v) for v in vals.values()):
         raise ValueError(f"{where}: validation fields must be finite, got {vals}")
     checks = (("up", lv.up >= 0), ("down", lv.down >= 0), ("tol", lv.tol > 0),
-              ("rollback", lv.rollback >= 0),
+              ("rollback", lv.rollback >= 0), ("rollback_on_error", lv.rollback_on_error in (0, 1)),
               ("fraction", 0 < lv.fraction <= 0.5), ("max_examples", int(lv.max_examples) >= 1),
               ("every", int(lv.every) >= 1))
     for name, ok in checks:
@@ -90,6 +95,7 @@ def level_from_mapping(d: Mapping[str, Any], where: str) -> ValidationLevel:
     return lv._replace(start=float(lv.start), up=float(lv.up), down=float(lv.down),
                        epochs_coef=float(lv.epochs_coef), tol=float(lv.tol),
                        rollback=float(lv.rollback), s_min=float(lv.s_min),
+                       rollback_on_error=float(lv.rollback_on_error),
                        s_max=float(lv.s_max), fraction=float(lv.fraction),
                        max_examples=int(lv.max_examples), every=int(lv.every))
 

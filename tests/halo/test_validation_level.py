@@ -144,7 +144,8 @@ def test_schedule_rule_step_by_step():
 
 
 @pytest.mark.parametrize("field,value", [("tol", 0.0), ("down", -1.0), ("every", 0),
-                                         ("fraction", 0.9), ("up", math.inf), ("rollback", -0.1)])
+                                         ("fraction", 0.9), ("up", math.inf), ("rollback", -0.1),
+                                         ("rollback_on_error", 0.5)])
 def test_level_fields_are_checked(field, value):
     with pytest.raises(ValueError, match=field if field != "up" else "finite"):
         level_from_mapping({field: value}, "test")
@@ -175,7 +176,7 @@ def test_halo_without_probe_is_unchanged_and_with_one_asks_for_it():
     assert "validation" not in make_halo(weights=w).hyperparameters
     opt = make_halo(weights=w._replace(validation=ValidationLevel(every=7)))
     assert opt.hyperparameters["validation"] == {"fraction": 0.1, "max_examples": 512, "every": 7,
-                                                 "rollback": 0.0}
+                                                 "rollback": 0.0, "rollback_on_error": 0.0}
 
 
 def test_halo_scales_its_step_by_the_level_factor():
@@ -351,3 +352,28 @@ def test_the_floor_stops_the_slow_down_and_keeps_nan_cuts():
     s.observe(3.0, 125)  # below the floor already: a worse probe leaves it there
     assert s.s == pytest.approx(-2.5)
     assert ValidationLevel().s_min == -30.0  # the default: no floor in practice
+
+
+def test_measure_gives_the_loss_and_the_class_balanced_error_of_one_pass():
+    x, y = _oversampled()
+    net = build_network("mlp", (3,), 2, seed=0)
+    probe = ValidationProbe(x, y, y, 2, every=1, chunk=7)  # several chunks
+    loss, err = probe.measure(net)
+    assert loss == probe.loss(net)
+    wrong = net.predict(x) != y
+    assert err == pytest.approx(np.mean([wrong[y == c].mean() for c in (0, 1)]))
+
+
+def test_rollback_on_the_balanced_error_restores_past_an_absolute_margin():
+    x, y = _oversampled()
+    probe = ValidationProbe(x[:10], y[:10], y, 2, every=1, rollback=0.05, on_error=True)
+    p = np.zeros(3, np.float32)
+    assert not probe.keep_best(p, 1.0, 0.30)
+    p += 1
+    assert not probe.keep_best(p, 0.5, 0.34)   # lower loss, higher error: within the margin
+    p += 1
+    assert not probe.keep_best(p, 0.9, 0.30)   # the same error, lower loss: the new best
+    assert np.array_equal(probe.snapshot, np.full(3, 2.0)) and probe.best_error == 0.30
+    p += 1
+    assert probe.keep_best(p, 0.1, 0.36)       # error worse by 0.06: back, whatever the loss
+    assert np.array_equal(p, np.full(3, 2.0)) and probe.rollbacks == 1
