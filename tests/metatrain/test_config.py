@@ -163,7 +163,8 @@ def test_error_weight_and_validation_spec_are_checked():
     assert cfg["meta_validation"]["spec"] == {"seed": 2, "mnist": {"tasks": 3}}
     from models.metatrain.config import validation_spec
 
-    merged = validation_spec({"seed": 1, "mnist": {"tasks": 5, "shots": [10]}}, {"seed": 2, "mnist": {"tasks": 3}})
+    merged = validation_spec({"seed": 1, "mnist": {"tasks": 5, "shots": [10]}},
+                             {"seed": 2, "mnist": {"tasks": 3}})
     assert merged == {"seed": 2, "mnist": {"tasks": 3, "shots": [10]}}
     with pytest.raises(ConfigError, match="meta_validation.spec"):  # the same pool again
         load_config(_cfg(distribution={"seed": 1}, objective=obj, meta_validation={"spec": {"seed": 1}}))
