@@ -18,6 +18,15 @@ at which the seed-mean curve first reaches the best baseline's smoothed final an
 Adam's (linear between evaluations).  Energy is the run's power source; on a
 machine with no meter it is estimated and every table says so.  Each stage's
 report is kept under ``out_dir/<task>-<model>/{tune,final}`` and reused on resume.
+
+Any weights file, meta-trained here or not, can be evaluated with a config's
+``evaluation`` block (the tasks chosen by ``--task``, all by default)::
+
+    python -m bench.metatrain_eval --config models/metatrain/configs/halo-v3.json \
+        --weights W.npz --data-dir DATA --out OUT [--task tdp-female-mlp ...]
+
+which writes ``OUT/evaluation.json`` (the card's ``evaluation``) beside each task's
+stage reports.
 """
 
 from __future__ import annotations
@@ -85,7 +94,7 @@ def evaluate_task(weights: Path, entry: Dict[str, Any], ev: Dict[str, Any], data
     spec = get_task(entry["task"])
     model = entry.get("model") or spec.default_model
     steps = int(entry.get("steps") or 300)
-    key = f"{spec.name}-{model}"
+    key = task_key(entry)
     common = dict(task=spec.name, data_dir=Path(data_dir), model=model, steps=steps, idle_seconds=0.0,
                   eval_every=min(ev["eval_every"], steps), smooth_evals=ev["smooth_evals"])
     base = list(ev["baselines"])
@@ -147,12 +156,20 @@ def summarize(final: Dict[str, Any], key: str) -> Dict[str, Any]:
     return row
 
 
+def task_key(entry: Dict[str, Any]) -> str:
+    """``<task>-<model>``: the folder of one evaluation task's reports."""
+    spec = get_task(entry["task"])
+    return f"{spec.name}-{entry.get('model') or spec.default_model}"
+
+
 def evaluate_weights(weights: Path, ev: Dict[str, Any], data_dir: Path, out_dir: Path, *,
-                     progress: bool = False, log: Optional[Log] = None) -> Dict[str, Any]:
-    """Evaluate ``weights`` on every task of ``ev["tasks"]``; the card's ``evaluation``."""
+                     progress: bool = False, log: Optional[Log] = None,
+                     only: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+    """Evaluate ``weights`` on every task of ``ev["tasks"]`` (those whose :func:`task_key`
+    is in ``only``, when given); the card's ``evaluation``."""
     log = log or (lambda m: None)
     rows = [evaluate_task(Path(weights), entry, ev, data_dir, Path(out_dir), progress, log)
-            for entry in ev["tasks"]]
+            for entry in ev["tasks"] if only is None or task_key(entry) in only]
     return {
         "protocol": {k: ev[k] for k in ("baselines", "lr_grid", "tune_seeds", "tune_first_seed",
                                         "finalists", "seeds", "first_seed", "eval_every",
@@ -167,3 +184,51 @@ def evaluate_weights(weights: Path, ev: Dict[str, Any], data_dir: Path, out_dir:
         },
         "tasks": rows,
     }
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    import argparse
+    import sys
+
+    from kernels.errors import HaloError
+    from models.metatrain.config import load_config
+
+    ap = argparse.ArgumentParser(prog="python -m bench.metatrain_eval",
+                                 description="Evaluate HALO weights with a meta-training "
+                                             "config's evaluation protocol.")
+    ap.add_argument("--config", type=Path, required=True, help="meta-training config (JSON)")
+    ap.add_argument("--weights", type=Path, required=True, help="HALO weights (.npz)")
+    ap.add_argument("--data-dir", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True, help="folder for the stage reports")
+    ap.add_argument("--task", action="append", default=None, metavar="TASK-MODEL",
+                    help="only this evaluation task (repeatable), e.g. tdp-female-mlp")
+    a = ap.parse_args(argv)
+    try:
+        cfg = load_config(a.config)
+        ev = cfg["evaluation"]
+        keys = [task_key(e) for e in ev["tasks"]]
+        unknown = sorted(set(a.task or []) - set(keys))
+        if unknown or not keys:
+            print(f"error: --task {unknown[0] if unknown else ''!s}: the config's evaluation tasks are "
+                  f"{', '.join(keys) or 'none'}", file=sys.stderr)
+            return 2
+        if not a.weights.is_file():
+            print(f"error: --weights {a.weights}: no such file", file=sys.stderr)
+            return 2
+        result = evaluate_weights(a.weights, ev, a.data_dir, a.out, progress=True,
+                                  log=lambda m: print(m, flush=True), only=a.task)
+    except HaloError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    a.out.mkdir(parents=True, exist_ok=True)
+    (a.out / "evaluation.json").write_text(json.dumps(result, indent=1) + "\n")
+    for row in result["tasks"]:
+        halo = row["arms"]["halo"]["final_accuracy_smoothed"]
+        print(f"{row['task']}/{row['model']}: halo {100 * halo:.2f}% "
+              f"vs {row['best_baseline']} {100 * row['best_baseline_smoothed_final']:.2f}% "
+              f"({row['halo_minus_best_points']:+.2f} points)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

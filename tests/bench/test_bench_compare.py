@@ -324,3 +324,27 @@ def test_meta_train_evaluation_runs_the_sparse_baselines(tmp_path_factory, tmp_p
     assert row["best_baseline"] == max(accs, key=accs.get)
     tune = json.loads((tmp_path / "eval" / "synthetic-a-cnn-a" / "tune" / "report.json").read_text())
     assert [g["lr"] for g in tune["optimizers"][sparse]["grid"]] == ev["lr_grid"]
+
+
+def test_metatrain_eval_command_evaluates_any_weights_with_a_config(tmp_path_factory, tmp_path, capsys):
+    """`python -m bench.metatrain_eval`: the config's evaluation protocol on a weights file,
+    tasks filtered by --task, OUT/evaluation.json written; unknown tasks and files refused."""
+    from bench import metatrain_eval
+
+    weights = save_weights(tmp_path / "mine.npz", load_weights())
+    cfg = {"meta_parameters": {"lr.bias": {"sigma": 0.05}},
+           "evaluation": {"tasks": [{"task": "synthetic-a", "steps": 4}], "baselines": ["adam"],
+                          "lr_grid": [1e-2], "finalists": 1, "tune_seeds": 1, "seeds": 1,
+                          "eval_every": 2, "smooth_evals": 1}}
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps(cfg))
+    data = str(shared_data_dir(tmp_path_factory))
+    args = ["--config", str(config), "--data-dir", data, "--out", str(tmp_path / "ev")]
+    assert metatrain_eval.main(args + ["--weights", str(weights), "--task", "synthetic-a-cnn-a"]) == 0
+    result = json.loads((tmp_path / "ev" / "evaluation.json").read_text())
+    assert [r["task"] for r in result["tasks"]] == ["synthetic-a"]
+    assert "halo" in capsys.readouterr().out
+    assert metatrain_eval.main(args + ["--weights", str(weights), "--task", "nope-mlp"]) == 2
+    assert "synthetic-a-cnn-a" in capsys.readouterr().err
+    assert metatrain_eval.main(args + ["--weights", str(tmp_path / "none.npz")]) == 2
+    assert "none.npz" in capsys.readouterr().err
