@@ -30,11 +30,15 @@ def model_shape(request: Dict[str, Any], data_dir: Path) -> Tuple[str, Shape, in
         return (f"model_id {request['model_id'][:12]}...", tuple(m["input_shape"]),
                 int(m["num_classes"]), int(m["n_layers"]))
     from models.data import get_task
-    from models.nets import Network
+    from models.nets import ModelError, Network
 
     spec = get_task(request["task"])
     arch = request.get("model") or spec.default_model
-    net = Network(arch, spec.input_shape, spec.num_classes)
+    try:
+        net = Network(arch, spec.input_shape, spec.num_classes)
+    except ModelError as e:  # e.g. a CNN on a tabular task: 422 naming the model, not a 500
+        raise ConfigError("model", arch, f"an architecture for task {spec.name!r}, whose input "
+                                         f"is {tuple(spec.input_shape)} ({e})") from None
     return f"model {arch!r}", tuple(spec.input_shape), spec.num_classes, net.n_layers
 
 

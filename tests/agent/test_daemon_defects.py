@@ -54,6 +54,18 @@ def test_sparsity_the_engine_refuses_is_a_422(make_app, sparsity, why):
         assert c.get("/v1/adaptations").json()["total"] == 0
 
 
+@pytest.mark.parametrize("task, model", [("har-a", "cnn-a"), ("tdp-female", "cnn-c")])
+def test_a_cnn_on_a_tabular_task_is_a_422_naming_the_model(make_app, task, model):
+    """Found by the API fuzz test on the 3.9 leg: the model check built the network
+    unguarded, so a CNN asked for a tabular task was an unhandled 500."""
+    with local_client(make_app()) as c:
+        r = c.post("/v1/adaptations", json=dict(GOOD, task=task, model=model))
+        assert r.status_code == 422, r.text
+        detail = r.json()["detail"]
+        assert detail.startswith("model:") and repr(model) in detail and task in detail
+        assert c.get("/v1/adaptations").json()["total"] == 0
+
+
 @pytest.mark.parametrize("sparsity", ["0.1,0.3,0.5", "thirds:0.1,0.3,0.5", "halo", "dense"])
 def test_sparsity_the_engine_accepts_is_queued(make_app, sparsity):
     with local_client(make_app()) as c:
