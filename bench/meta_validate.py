@@ -47,15 +47,14 @@ def variant(w, level: Optional[Dict[str, float]] = None, no_level: bool = False)
     return w._replace(validation=level_from_mapping(base, "--level"))
 
 
-def validation_objective(cfg: Dict[str, Any], weights_path: Path, data_dir: Path,
-                         level: Optional[Dict[str, float]] = None, no_level: bool = False):
-    """The config's meta-validation objective with ``weights_path`` at ``x = 0`` (as stored,
-    or its :func:`variant`)."""
+def validation_objective(unroll, weights_path: Path, level: Optional[Dict[str, float]] = None,
+                         no_level: bool = False):
+    """``unroll`` (a config's objective, ``models.metatrain.run.build``) on its
+    meta-validation tasks with ``weights_path`` at ``x = 0`` (as stored, or its
+    :func:`variant`)."""
     from models.halo.weights import load_weights
-    from models.metatrain.run import build
     from models.metatrain.space import MetaSpace
 
-    _, unroll, _ = build(cfg, data_dir)
     w = variant(load_weights(weights_path), level, no_level)
     probs = tuple(float(p) for p in w.update_probabilities)
     # one coordinate every weights file has; x = 0 leaves the file's weights as they are
@@ -75,10 +74,12 @@ def score(cfg: Dict[str, Any], weights: List[Path], data_dir: Path, workers: int
           no_level: bool = False) -> Dict[str, Any]:
     """``{label: evaluate_tasks(...) row}`` on the config's meta-validation tasks."""
     from models.metatrain.multitask import evaluate_tasks
+    from models.metatrain.run import build
 
     seeds = int(cfg["meta_validation"]["seeds_per_task"])
     out: Dict[str, Any] = {}
-    objectives = [validation_objective(cfg, w, data_dir, level, no_level) for w in weights]
+    _, unroll, _ = build(cfg, data_dir)
+    objectives = [validation_objective(unroll, w, level, no_level) for w in weights]
     objectives[0].prepare()  # build (or read) the pool once, before the workers fork
     pool: Optional[ProcessPoolExecutor] = ProcessPoolExecutor(workers) if workers > 1 else None
     try:
@@ -86,8 +87,9 @@ def score(cfg: Dict[str, Any], weights: List[Path], data_dir: Path, workers: int
             t0 = time.time()
             row = evaluate_tasks(obj, obj.space.zeros(), seeds, pool)
             row["seconds"] = round(time.time() - t0, 1)
-            out[label(w, level, no_level)] = row
-            log(f"{label(w, level, no_level)}: meta-loss {row['meta_loss']:.4f}, final held-out loss ratio "
+            name = label(w, level, no_level)
+            out[name] = row
+            log(f"{name}: meta-loss {row['meta_loss']:.4f}, final held-out loss ratio "
                 f"{row['final_loss']:.4f}, final balanced error {100 * row['final_error']:.2f} % "
                 f"({len(row['per_task'])} tasks x {seeds} seeds, {row['seconds']} s)")
     finally:

@@ -209,7 +209,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         keys = [task_key(e) for e in ev["tasks"]]
         unknown = sorted(set(a.task or []) - set(keys))
         if unknown or not keys:
-            print(f"error: --task {unknown[0] if unknown else ''!s}: the config's evaluation tasks are "
+            what = f"--task {unknown[0]}" if unknown else f"{a.config}"
+            print(f"error: {what}: the config's evaluation tasks are "
                   f"{', '.join(keys) or 'none'}", file=sys.stderr)
             return 2
         if not a.weights.is_file():

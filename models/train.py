@@ -86,6 +86,15 @@ def validation_split(x: np.ndarray, y: np.ndarray, fraction: float, max_examples
     return np.flatnonzero(~val), np.flatnonzero(val)
 
 
+def class_error(wrong: np.ndarray, y: np.ndarray, num_classes: int = 0) -> float:
+    """Class-balanced error: the mean over the classes present in ``y`` of the fraction of
+    their examples that ``wrong`` (bool per example) marks misclassified."""
+    count = np.bincount(y, minlength=num_classes)
+    per_class = np.bincount(y, weights=wrong.astype(np.float64), minlength=num_classes)
+    present = count > 0
+    return float(np.mean(per_class[present] / count[present]))
+
+
 class ValidationProbe:
     """The held-out loss a learned optimizer may watch: every ``every`` steps the trainer
     measures it (forward passes only, in chunks of ``chunk``) before the step's batch.
@@ -140,9 +149,7 @@ class ValidationProbe:
             yb, wb = self.y[s:s + self.chunk], self.weights[s:s + self.chunk]
             total += float(np.dot(cross_entropy_per_example(logits, yb), wb))
             wrong[s:s + yb.shape[0]] = logits.argmax(axis=1) != yb
-        count = np.bincount(self.y)
-        per_class = np.bincount(self.y, weights=wrong.astype(np.float64))[count > 0] / count[count > 0]
-        return total, float(per_class.mean()) if per_class.size else math.nan
+        return total, class_error(wrong, self.y) if self.y.size else math.nan
 
     def keep_best(self, params: np.ndarray, loss: float, error: float = math.nan) -> bool:
         """After a probe of ``params`` (the whole flat buffer) with ``loss`` and ``error``:

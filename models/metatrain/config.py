@@ -154,10 +154,10 @@ def load_config(source: Union[str, Path, Dict[str, Any]]) -> Dict[str, Any]:
                 raise ConfigError("meta_validation.spec", overlay,
                                   "null or an object overlaid on distribution (e.g. {\"seed\": 1})")
             try:
-                resolve_spec(validation_spec(dist, overlay))
+                resolved = resolve_spec(validation_spec(dist, overlay))
             except ValueError as e:
                 raise ConfigError("meta_validation.spec", overlay, f"a valid overlay ({e})") from None
-            if resolve_spec(validation_spec(dist, overlay)) == resolve_spec(dist):
+            if resolved == resolve_spec(dist):
                 raise ConfigError("meta_validation.spec", overlay,
                                   "an overlay that changes the pool (a different seed), or null")
         if any(n.startswith("p.") for n in mp):

@@ -48,7 +48,7 @@ from models.metatrain.costs import expected_cost, layer_probabilities
 from models.metatrain.objective import run_unroll
 from models.metatrain.space import MetaSpace
 from models.nets import EVAL_CHUNK
-from models.train import Trainer, hold_out_validation
+from models.train import Trainer, class_error, hold_out_validation
 
 _POOLS: Dict[Tuple[str, str, str, int, bool], list] = {}
 
@@ -83,14 +83,6 @@ def _pool(spec: Mapping[str, Any], data_dir: Path, cache_dir: Path, n_validation
 def balanced_error(logits: np.ndarray, y: np.ndarray, num_classes: int) -> float:
     """Mean over the classes present in ``y`` of the fraction of their examples misclassified."""
     return class_error(logits.argmax(axis=1) != y, y, num_classes)
-
-
-def class_error(wrong: np.ndarray, y: np.ndarray, num_classes: int) -> float:
-    """:func:`balanced_error` from a boolean ``wrong`` per example."""
-    count = np.bincount(y, minlength=num_classes)
-    per_class = np.bincount(y, weights=wrong.astype(np.float64), minlength=num_classes)
-    present = count > 0
-    return float(np.mean(per_class[present] / count[present]))
 
 
 def held_out_probe(net, x: np.ndarray, y: np.ndarray) -> Tuple[float, float]:
