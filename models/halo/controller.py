@@ -251,7 +251,7 @@ class Controller:
         """
         if seg.sample.size == 0:
             return
-        x, sums = seg.scratch()  # (3, samples) and (4, sampled tensors), row 3 the counts
+        x, sums = seg.x, seg.sums  # (3, samples) and (4, sampled tensors), row 3 the counts
         if seg.sample_all:  # every element is sampled: slices instead of gathers
             x[0] = g
             x[1] = p_after

@@ -97,7 +97,7 @@ class Segment(NamedTuple):
     tensors with at least one sample here (a slice when they are consecutive);
     ``sample_all``: every element of the segment is sampled (``sample`` is ``0..n-1``);
     ``x`` float64 (3, samples) and ``sums`` float64 (4, sampled tensors), row 3 the
-    sample counts: the statistics' scratch (:meth:`scratch`).
+    sample counts: the statistics' scratch, allocated once with the segment.
     """
 
     ids: slice
@@ -110,10 +110,6 @@ class Segment(NamedTuple):
     sample_all: bool
     x: np.ndarray
     sums: np.ndarray
-
-    def scratch(self) -> Tuple[np.ndarray, np.ndarray]:
-        """``(x, sums)``: the statistics' scratch, allocated once with the segment."""
-        return self.x, self.sums
 
     @classmethod
     def of(cls, starts: np.ndarray, lo: int, hi: int, ctrl: Controller) -> Segment:
