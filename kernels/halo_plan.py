@@ -52,6 +52,11 @@ def pairs_of(fold: StepFold) -> List[Pair]:
     return pairs
 
 
+def pair_modes(pairs: List[Pair]) -> tuple:
+    """What a plan derives from its pairs alone: the odd pairs' indices, any even part."""
+    return [pl.k for pl in pairs if pl.odd], any([pl.even for pl in pairs])
+
+
 class StepPlan:
     """Everything :meth:`ElementwiseKernel.update` derives from the update count alone:
     the pairs' modes, their float32 ``kappa``s and ``|beta|``s, where ``A`` is formed and
@@ -65,15 +70,17 @@ class StepPlan:
                  "any_even", "gains", "d_scale", "q_bias", "q_coef", "_fold", "_source")
 
     def __init__(self, source: tuple, count: int, pairs: List[Pair], kappa32, abs_beta, d_coef32,
-                 eps32, d_scale: float, q_bias: float, q_coef, fold: Optional[StepFold] = None):
+                 eps32, d_scale: float, q_bias: float, q_coef, fold: Optional[StepFold] = None,
+                 modes: Optional[tuple] = None):
         self._source, self.count, self.pairs = source, count, pairs
         self.kappa, self.abs_beta, self.eps = kappa32, abs_beta, eps32
         self.d_scale, self.q_bias, self.q_coef, self._fold = d_scale, q_bias, q_coef, fold
-        odd = [(pl.k, d_coef32[pl.k]) for pl in pairs if pl.odd]
-        self.first_odd = odd[0][0] if odd else None  # index of z holding A
-        self.odd_rest = tuple(odd[1:])
+        if modes is None:
+            modes = pair_modes(pairs)
+        odd, self.any_even = modes
+        self.first_odd = odd[0] if odd else None  # index of z holding A
+        self.odd_rest = tuple([(k, d_coef32[k]) for k in odd[1:]])
         self.apply = _sub if d_scale > 0.0 else _add
-        self.any_even = any([pl.even for pl in pairs])
         self.gains: Dict[float, tuple] = {}  # gamma -> (c0, c_k, clamp, ...) of the shared E
 
     @classmethod
@@ -159,13 +166,23 @@ class FoldBlock:
         self.abs_beta = [x.tolist() for x in beta]
         self.d_coef32 = [x.astype(np.float32) for x in d_coef]
         self.q_coef = [x.tolist() for x in q_coef]
+        self._rows: Optional[list] = None
+        self._modes: Optional[tuple] = None
+
+    def _per(self, per_pair: list) -> list:
+        """Per-pair sequences over the block's counts as per-count tuples over the pairs."""
+        return list(zip(*per_pair)) if per_pair else [()] * self.size
 
     def plan(self, source: tuple, count: int, pairs: List[Pair]) -> StepPlan:
-        i = count - self.start
-        return StepPlan(source, count, pairs, [x[i] for x in self.kappa32],
-                         [x[i] for x in self.abs_beta], [x[i] for x in self.d_coef32],
-                         self.eps32[i], self.d_scale[i], self.q_bias[i],
-                         tuple([x[i] for x in self.q_coef]))
+        """The plan of ``count`` (in the block) for pairs of the block's structure."""
+        if self._rows is None:  # per count: (kappa, |beta|, d_coef, eps, d_scale, q_bias, q_coef)
+            self._rows = list(zip(self._per(self.kappa32), self._per(self.abs_beta),
+                                  self._per(self.d_coef32), list(self.eps32), self.d_scale,
+                                  self.q_bias, self._per(self.q_coef)))
+        if self._modes is None or self._modes[0] is not pairs:
+            self._modes = (pairs, pair_modes(pairs))
+        kap, ab, dc, e, ds, qb, qc = self._rows[count - self.start]
+        return StepPlan(source, count, pairs, kap, ab, dc, e, ds, qb, qc, None, self._modes[1])
 
 
 BLOCK = 256

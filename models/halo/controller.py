@@ -30,7 +30,7 @@ a skipped layer's entries are not touched.
 from __future__ import annotations
 
 import math
-from typing import List, Optional, Sequence, Union
+from typing import Optional, Sequence, Union
 
 import numpy as np
 
@@ -79,10 +79,12 @@ class Controller:
         self.prev_mult = np.zeros(t)  # the output of the tensor's previous step
         self.mult_step = np.full(t, -1, np.int64)
         self.mean_log_mult = 0.0
-        # lagged statistics: sums accumulating this step, and finalised ones
-        self.acc = np.zeros((t, 4))  # sum g^2, sum p^2, sum u^2, samples
-        self.gathered: List[Union[int, slice, np.ndarray]] = []  # tensors with sums, by call
-        self.fin = np.zeros((t, 3))  # finalised: r_g, its EMA rbar_g, the update ratio
+        # lagged statistics: sums accumulating this step, and finalised ones, one row per
+        # quantity (contiguous rows: every NumPy call below is over all tensors at once)
+        self.acc = np.zeros((4, t))  # sum g^2, sum p^2, sum u^2, samples
+        self.mask = np.zeros(t, bool)  # tensors gathered this step (unless gathered_all)
+        self.gathered_any = self.gathered_all = False
+        self.fin = np.zeros((3, t))  # finalised: r_g, its EMA rbar_g, the update ratio
         self.have = np.zeros(t, bool)
         self.n_have = 0  # tensors with statistics (all: the EMA needs no where())
         # per-tensor parts of theta @ phi (2, T): depth (fixed) and the statistics
@@ -93,21 +95,33 @@ class Controller:
         self._th_shared = [[float(self.theta[o, c]) for c in _SHARED] for o in (0, 1)]
         self._th_rel_g = self.theta[:, _F["rel_log_grad"], None]
         self._th_ratio = self.theta[:, _F["log_update_ratio"], None]
+        # _finish's scratch and constants, made once
+        self._w = np.empty((4, t))  # r_g, r_p then rbar, ratio, rel
+        self._w_rows = tuple(self._w)
+        self._w_log = self._w[:3]
+        self._w_clip = self._w[2:]
+        self._term = np.empty((2, t))
+        self._term2 = np.empty((2, t))
+        self._acc3, self._cnt = self.acc[:3], self.acc[3]
+        self._in_eps, self._out_eps = _IN_EPS[:, None], _OUT_EPS[:, None]
+        self._clip_lo, self._clip_hi = _CLIP_LO[:, None], _CLIP_HI[:, None]
+        self._c09, self._c01, self._one = np.float64(0.9), np.float64(0.1), np.float64(1.0)
+        self._rbar = self.fin[1]
 
     @property
     def r_g(self) -> np.ndarray:
         """Per tensor: log RMS of its gradient sample, as last finalised (T,)."""
-        return self.fin[:, 0]
+        return self.fin[0]
 
     @property
     def rbar_g(self) -> np.ndarray:
         """Per tensor: the EMA of ``r_g`` (T,)."""
-        return self.fin[:, 1]
+        return self.fin[1]
 
     @property
     def ratio(self) -> np.ndarray:
         """Per tensor: the clipped log update ratio (T,)."""
-        return self.fin[:, 2]
+        return self.fin[2]
 
     def begin_step(self, step: int, loss: float) -> None:
         """Global level, once per step (later calls with the same ``step`` do nothing);
@@ -123,46 +137,54 @@ class Controller:
                 self.fast = self.slow = x
             self.fast = 0.8 * self.fast + 0.2 * x
             self.slow = 0.97 * self.slow + 0.03 * x
-        if self.gathered:  # every gathered sum is of an earlier step now
-            got, self.gathered = self.gathered, []
-            t = self.sizes.size
-            if len(got) == 1 and isinstance(got[0], slice) and got[0].indices(t) == (0, t, 1):
-                self._finish(slice(None))  # one dense segment: every tensor
-            else:
-                done = np.zeros(t, bool)
-                for ids in got:  # O(segment calls), not O(tensors)
-                    done[ids] = True
-                self._finish(np.flatnonzero(done))
+        if self.gathered_any:  # every gathered sum is of an earlier step now
+            self._finish()
 
-    def _finish(self, ids: Ids) -> None:
-        """Finalise tensors ``ids`` (all gathered at an earlier step): ``r_g``, its EMA,
-        the update ratio, and their contribution ``stat_term`` to both outputs."""
-        a = self.acc[ids]  # (k, 4), a view for a slice: worked on in place, zeroed at the end
-        x = a[:, :3]
-        x /= a[:, 3:]  # mean g^2, p^2, u^2 (every tensor gathered has >= 1 sample)
-        x += _IN_EPS
+    def _finish(self) -> None:
+        """Finalise the tensors gathered since the last step (all at an earlier step):
+        ``r_g``, its EMA, the update ratio, and their contribution ``stat_term`` to both
+        outputs.  Computed for every tensor at once (a fixed number of NumPy calls) and
+        kept for the gathered ones only (``mask``) unless every tensor was gathered."""
+        every = self.gathered_all
+        self.gathered_any = self.gathered_all = False
+        w, (r_g, rbar, ratio, rel) = self._w, self._w_rows
+        x = self._w_log
+        cnt = self._cnt
+        if not every:  # a tensor not gathered has 0 samples: 1 keeps its row finite
+            np.maximum(cnt, self._one, out=cnt)
+        np.divide(self._acc3, cnt, out=x)  # mean g^2, p^2, u^2
+        np.add(x, self._in_eps, out=x)
         np.sqrt(x, out=x)
-        x += _OUT_EPS
+        np.add(x, self._out_eps, out=x)
         np.log(x, out=x)  # r_g, r_p = log(RMS p + 1e-3), r_u
-        r_g, rbar, ratio, rel = a[:, 0], a[:, 1], a[:, 2], a[:, 3]
-        np.subtract(ratio, rbar, out=ratio)  # r_u - r_p (rbar's column still holds r_p)
-        if self.n_have == self.have.size:  # rbar = 0.9 rbar + 0.1 r_g
-            old = self.fin[ids, 1] * 0.9
-            np.multiply(r_g, 0.1, out=rbar)
-            np.add(old, rbar, out=rbar)
-        else:
-            rbar[...] = np.where(self.have[ids], 0.9 * self.fin[ids, 1] + 0.1 * r_g, r_g)
-            self.have[ids] = True
+        np.subtract(ratio, rbar, out=ratio)  # r_u - r_p (rbar's row still holds r_p)
+        np.multiply(self._rbar, self._c09, out=rbar)  # rbar = 0.9 rbar + 0.1 r_g
+        np.multiply(r_g, self._c01, out=rel)
+        np.add(rbar, rel, out=rbar)
+        if self.n_have != self.have.size:  # a tensor's first statistics: rbar = r_g
+            np.copyto(rbar, r_g, where=~self.have)
+            if every:
+                self.have.fill(True)
+            else:
+                self.have |= self.mask
             self.n_have = int(np.count_nonzero(self.have))
-        np.subtract(r_g, rbar, out=rel)  # in the count's column, used above
-        y = a[:, 2:]  # clip(r_u - r_p, -12, 2) and clip(r_g - rbar, -3, 3) at once
-        np.maximum(y, _CLIP_LO, out=y)
-        np.minimum(y, _CLIP_HI, out=y)
-        self.fin[ids] = x
-        term = self._th_rel_g * rel
-        term += self._th_ratio * ratio
-        self.stat_term[:, ids] = term
-        self.acc[ids] = 0.0
+        np.subtract(r_g, rbar, out=rel)
+        y = self._w_clip  # clip(r_u - r_p, -12, 2) and clip(r_g - rbar, -3, 3) at once
+        np.maximum(y, self._clip_lo, out=y)
+        np.minimum(y, self._clip_hi, out=y)
+        term, term2 = self._term, self._term2
+        np.multiply(self._th_rel_g, rel, out=term)
+        np.multiply(self._th_ratio, ratio, out=term2)
+        np.add(term, term2, out=term)
+        if every:
+            self.fin[...] = w[:3]
+            self.stat_term[...] = term
+        else:
+            mask = self.mask
+            np.copyto(self.fin, w[:3], where=mask)
+            np.copyto(self.stat_term, term, where=mask)
+            mask.fill(False)
+        self.acc.fill(0.0)
 
     def features(self, ids: np.ndarray, count: int, progress: float) -> np.ndarray:
         """``phi`` (len(ids), n_features) for tensors ``ids`` at the current step.
@@ -233,8 +255,8 @@ class Controller:
         """Add one sample of tensor ``k`` (strided views, same length) to this step's sums."""
         if g.shape[0] == 0:
             return
-        self.gathered.append(k)  # begin_step finalised earlier sums: acc[k] is 0 or of this step
-        a = self.acc[k]
+        self.mask[k] = self.gathered_any = True  # begin_step finalised earlier sums
+        a = self.acc[:, k]  # 0 or of this step
         u = p_after - p_before
         a[0] += float(np.dot(g, g))
         a[1] += float(np.dot(p_after, p_after))
@@ -262,8 +284,12 @@ class Controller:
         np.square(x, out=x)
         np.add.reduceat(x, seg.sample_starts, axis=1, out=sums[:3])
         ids = seg.sampled  # begin_step finalised them: their sums are 0 or of this step
-        self.acc[ids] += sums.T
-        self.gathered.append(ids)
+        self.acc[:, ids] += sums
+        self.gathered_any = True
+        if seg.all_tensors:
+            self.gathered_all = True
+        else:
+            self.mask[ids] = True
 
     def sample_slice(self, k: int, t0: int, a: int, b: int) -> Optional[slice]:
         """The strided sample of tensor ``k`` (starting at ``t0``) inside ``[a, b)``, or None."""

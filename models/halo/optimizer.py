@@ -97,7 +97,8 @@ class Segment(NamedTuple):
     tensors with at least one sample here (a slice when they are consecutive);
     ``sample_all``: every element of the segment is sampled (``sample`` is ``0..n-1``);
     ``x`` float64 (3, samples) and ``sums`` float64 (4, sampled tensors), row 3 the
-    sample counts: the statistics' scratch, allocated once with the segment.
+    sample counts: the statistics' scratch, allocated once with the segment;
+    ``all_tensors``: every tensor of the layout is sampled here.
     """
 
     ids: slice
@@ -110,6 +111,7 @@ class Segment(NamedTuple):
     sample_all: bool
     x: np.ndarray
     sums: np.ndarray
+    all_tensors: bool
 
     @classmethod
     def of(cls, starts: np.ndarray, lo: int, hi: int, ctrl: Controller) -> Segment:
@@ -137,7 +139,7 @@ class Segment(NamedTuple):
         return cls(slice(first, last), bounds, np.diff(bounds), sample,
                    np.cumsum([0] + lengths[:-1]).astype(np.int64), counts, ids,
                    sample.size == n and bool(np.array_equal(sample, np.arange(n))),
-                   np.empty((3, sample.size)), sums)
+                   np.empty((3, sample.size)), sums, len(sampled) == starts.size - 1)
 
 
 def _weights(weights: Union[None, str, Path, HaloWeights]) -> Tuple[HaloWeights, str]:

@@ -71,4 +71,4 @@ def test_statistics_are_the_strided_samples_in_float64():
         u = after[idx].astype(np.float64) - before[idx]
         want = [np.sum(g[idx].astype(np.float64) ** 2), np.sum(after[idx].astype(np.float64) ** 2),
                 np.sum(u ** 2), idx.size]
-        np.testing.assert_allclose(ctrl.acc[k], want, rtol=1e-12)
+        np.testing.assert_allclose(ctrl.acc[:, k], want, rtol=1e-12)
