@@ -70,6 +70,8 @@ DEFAULT_SPEC: Dict[str, Any] = {
         "horizons": [100, 300, 1000],
         "batch_sizes": [16, 32, 64],
         "source_steps": 1500,
+        "flag_fraction": [0.0, 0.0],     # share of features that are 0/1 flags (uniform)
+        "heavy_fraction": [0.0, 0.0],    # share that are heavy-tailed (log-normal) readings
     },
     "pretrain_lr": 1e-3,
 }
@@ -145,7 +147,7 @@ def resolve_spec(spec: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
 _ARCHS = ["cnn-a", "cnn-b", "cnn-c", "mlp", "mlp-deep"]
 _MAX_PER_DIGIT = 2400  # images per digit that the smaller half of MNIST-train surely holds
 # (field, kind, low, high / allowed values): "int", "number", "ints" (a non-empty list),
-# "pair" ([low, high]) or "choices"
+# "pair" ([low, high] integers), "fractions" ([low, high] numbers) or "choices"
 _RULES: List[Tuple[str, str, Any, Any]] = [
     ("seed", "int", 0, 2 ** 31 - 1), ("pretrain_lr", "number", 1e-6, 1.0),
     ("mnist.tasks", "int", 0, 1000), ("mnist.archs", "choices", None, _ARCHS),
@@ -164,6 +166,8 @@ _RULES: List[Tuple[str, str, Any, Any]] = [
     ("tabular.train_size", "pair", 4, 1000000), ("tabular.val_size", "int", 10, 1000000),
     ("tabular.source_size", "int", 10, 1000000), ("tabular.horizons", "ints", 1, 100000),
     ("tabular.batch_sizes", "ints", 1, 4096), ("tabular.source_steps", "int", 1, 1000000),
+    ("tabular.flag_fraction", "fractions", 0.0, 1.0),
+    ("tabular.heavy_fraction", "fractions", 0.0, 1.0),
 ]
 
 
@@ -183,6 +187,11 @@ def _check(s: Mapping[str, Any]) -> None:
         elif kind == "choices":
             ok = isinstance(v, list) and bool(v) and all(e in hi for e in v)
             want = f"a non-empty list of {', '.join(hi)}"
+        elif kind == "fractions":
+            ok = (isinstance(v, list) and len(v) == 2
+                  and all(isinstance(e, (int, float)) and not isinstance(e, bool) for e in v)
+                  and lo <= v[0] <= v[1] <= hi)
+            want = f"[low, high] with {lo} <= low <= high <= {hi}"
         else:
             ok = (isinstance(v, list) and bool(v) and all(_is_int(e, lo, hi) for e in v)
                   and (kind == "ints" or (len(v) == 2 and v[0] <= v[1])))

@@ -27,6 +27,16 @@ Target training sets have 24 .. 3000 examples; ``oversampled`` ones are balanced
 duplicating minority examples (as HALO's thyroid task is), the held-out set is
 balanced the same way from its own examples only, so an example and its duplicates
 are on one side.
+
+Mixed feature kinds (spec ``flag_fraction`` / ``heavy_fraction``, both ``[0, 0]`` by
+default, which reproduces the pools drawn before they existed): tabular records are
+rarely all Gaussian.  A task draws the fraction of its features that are **binary
+flags**, ``1[u_j > t_j]`` with a threshold making the flag set in 3-30% of source rows
+(no scale, no offset: 0/1 as recorded), and the fraction that are **heavy-tailed**
+positive readings, ``scale_j * exp(a_j u_j)`` with ``a_j`` in 0.7-1.5 (log-normal, as
+lab values and counts are: a standardised reading can sit tens of standard
+deviations out).  ``u = z R + delta u`` is the same pre-scale latent as above, so the
+target shift moves flags' frequencies and the readings' tails too.
 """
 
 from __future__ import annotations
@@ -66,6 +76,9 @@ def plan_tasks(sec: Mapping[str, Any], seed: int) -> List[Dict[str, Any]]:
     relabel = cycle([False, False, True], n, seed, "tab/relabel")
     horizons = cycle(sec["horizons"], n, seed, "tab/horizon")
     batches = cycle(sec["batch_sizes"], n, seed, "tab/batch")
+    mixed = max(sec["flag_fraction"][1], sec["heavy_fraction"][1]) > 0.0
+    flags = uniform(*sec["flag_fraction"], n, seed, "tab/flags")
+    heavy = uniform(*sec["heavy_fraction"], n, seed, "tab/heavy")
     plans = []
     for i in range(n):
         d, k = int(dims[i]), int(ks[i])
@@ -78,11 +91,17 @@ def plan_tasks(sec: Mapping[str, Any], seed: int) -> List[Dict[str, Any]]:
                "standardize": bool(standard[i]), "size": int(sec["source_size"]),
                "test_size": SOURCE_TEST,
                "data_seed": int(stream(seed, f"tab/{i}/data").randint(2 ** 31))}
+        kinds = ""
+        if mixed:  # only then: pools of specs without mixed features keep their plans and keys
+            n_flag = int(round(float(flags[i]) * d))
+            n_heavy = min(d - n_flag, int(round(float(heavy[i]) * d)))
+            src.update(flags=n_flag, heavy=n_heavy)
+            kinds = f"-f{n_flag}h{n_heavy}"
         shift = {"angle_deg": round(float(angle[i]), 2), "delta": round(float(delta[i]), 3),
                  "drift_decades": round(float(drift[i]), 3), "swap": bool(relabel[i])}
         tag = "std" if src["standardize"] else "raw"
         name = (f"tab-s{seed}-{i:02d}-{teachers[i]}-d{d}-c{k}-n{size}"
-                f"{'o' if overs[i] else ''}-imb{imbalance[i]:.0f}-{tag}-{archs[i]}-T{horizons[i]}")
+                f"{'o' if overs[i] else ''}-imb{imbalance[i]:.0f}-{tag}{kinds}-{archs[i]}-T{horizons[i]}")
         plans.append({"index": i, "arch": archs[i], "kind": teachers[i], "num_classes": k,
                       "source": src, "shift": shift, "train_size": size,
                       "oversampled": bool(overs[i]), "val_size": int(sec["val_size"]),
@@ -174,6 +193,20 @@ def _rotation(d: int, angle_deg: float, rng: np.random.RandomState) -> np.ndarra
     return r
 
 
+def _feature_kinds(src: Mapping[str, Any]
+                   ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Indices of the flag and heavy-tailed features, the flags' thresholds and the
+    tails' exponents (all empty for a task without mixed features)."""
+    n_flag, n_heavy = int(src.get("flags", 0)), int(src.get("heavy", 0))
+    rng = stream(src["data_seed"], "tab/kinds")
+    order = rng.permutation(src["dims"]) if n_flag + n_heavy else np.zeros(0, np.int64)
+    flag, heavy = order[:n_flag], order[n_flag:n_flag + n_heavy]
+    # standard-normal tails of 30% .. 3%: the flag is set in that share of source rows
+    thresh = rng.uniform(0.52, 1.88, size=n_flag) if n_flag else np.zeros(0)
+    tail = rng.uniform(0.7, 1.5, size=n_heavy) if n_heavy else np.zeros(0)
+    return flag, heavy, thresh, tail
+
+
 def build_task(plan: Mapping[str, Any]) -> Tuple[Arrays, Arrays]:
     """``(source, target)`` arrays of a planned task: ``(x_train, y_train, x_test, y_test)``
     and ``(x_train, y_train, x_val, y_val)``; float32 features (standardised with the
@@ -184,10 +217,15 @@ def build_task(plan: Mapping[str, Any]) -> Tuple[Arrays, Arrays]:
     rng = stream(src["data_seed"], "tab/observe")
     scale = 10.0 ** (src["scale_centre"] + src["scale_spread"] * rng.uniform(-0.5, 0.5, d))
     offset = scale * rng.standard_normal(d) * 3.0
+    flag, heavy, thresh, tail = _feature_kinds(src)
     srng = stream(src["data_seed"], "tab/source")
 
     def observe(z: np.ndarray, rot: np.ndarray, shift: np.ndarray, sc: np.ndarray) -> np.ndarray:
-        return (z @ rot + shift) * sc + offset
+        u = z @ rot + shift
+        x = u * sc + offset
+        x[:, heavy] = sc[heavy] * np.exp(np.clip(tail * u[:, heavy], -30.0, 30.0))
+        x[:, flag] = (u[:, flag] > thresh).astype(x.dtype)
+        return x
 
     def draw(n: int, r: np.random.RandomState, rot, shift, sc, swap=None):
         z, y = teacher.sample(n, r)
@@ -229,4 +267,5 @@ def describe(plan: Mapping[str, Any]) -> str:
             f"scales 10^({s['scale_centre']:.1f}+-{s['scale_spread'] / 2:.1f}), "
             f"{'standardised' if s['standardize'] else 'raw'}, rotate "
             f"{plan['shift']['angle_deg']:.0f} deg, shift {plan['shift']['delta']:.2f}"
-            f"{', swap 2 labels' if plan['shift']['swap'] else ''}")
+            f"{', swap 2 labels' if plan['shift']['swap'] else ''}"
+            + (f", {s['flags']} binary flags, {s['heavy']} heavy-tailed" if "flags" in s else ""))

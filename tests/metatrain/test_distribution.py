@@ -218,3 +218,42 @@ def test_default_spec_covers_the_regimes_the_issue_asks_for():
     assert min(sizes) <= 60 and max(sizes) >= 1000         # a few dozen to thousands
     assert any(p["oversampled"] for p in tabular) and any(p["source"]["label_noise"] > 0.1
                                                           for p in tabular)
+
+
+def test_mixed_feature_kinds_are_flags_and_heavy_tails_and_off_by_default():
+    """flag_fraction / heavy_fraction make 0/1 flags and log-normal readings; the default
+    [0, 0] leaves plans (names, source recipes) as they were before the keys existed."""
+    base = resolve_spec(None)["tabular"]
+    for p in task_tabular.plan_tasks(base, 0):
+        assert "flags" not in p["source"] and "-f" not in p["name"].split("-imb")[1]
+    sec = resolve_spec({"tabular": {"tasks": 6, "flag_fraction": [0.3, 0.6],
+                                    "heavy_fraction": [0.2, 0.4]}})["tabular"]
+    plans = task_tabular.plan_tasks(sec, 5)
+    assert [p["train_size"] for p in plans] == [p["train_size"]
+                                                for p in task_tabular.plan_tasks(
+                                                    dict(sec, flag_fraction=[0.0, 0.0],
+                                                         heavy_fraction=[0.0, 0.0]), 5)]
+    for p in plans:
+        s = p["source"]
+        d, n_flag, n_heavy = s["dims"], s["flags"], s["heavy"]
+        assert round(0.3 * d) <= n_flag <= round(0.6 * d) and n_flag + n_heavy <= d
+        assert f"-f{n_flag}h{n_heavy}-" in p["name"]
+        (xs, _, _, _), (xt, _, _, _) = task_tabular.build_task(p)
+        flag, heavy, _, _ = task_tabular._feature_kinds(s)
+        raw = not s["standardize"]
+        for j in flag:  # two values per flag column (standardised: an affine map of 0/1)
+            assert len(np.unique(xs[:, j])) <= 2
+            if raw:
+                assert set(np.unique(xs[:, j])) <= {0.0, 1.0}
+        gauss = np.setdiff1d(np.arange(d), np.concatenate([flag, heavy]))
+        if len(heavy) and len(gauss):
+            def kurt(a):
+                z = (a - a.mean(0)) / a.std(0)
+                return (z ** 4).mean(0)
+            assert np.median(kurt(xs[:, heavy])) > np.median(kurt(xs[:, gauss])) + 1.0
+        if raw and len(heavy):
+            assert (xs[:, heavy] > 0).all()
+    with pytest.raises(SpecError, match=r"tabular\.flag_fraction: got \[0\.5, 0\.2\]"):
+        resolve_spec({"tabular": {"flag_fraction": [0.5, 0.2]}})
+    with pytest.raises(SpecError, match=r"tabular\.heavy_fraction: got \[0, 2\]"):
+        resolve_spec({"tabular": {"heavy_fraction": [0, 2]}})
