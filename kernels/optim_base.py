@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, NamedTuple
+from typing import Any, Callable, Dict, NamedTuple, Tuple
 
 import numpy as np
 
@@ -22,6 +22,10 @@ class StepInfo(NamedTuple):
     -1 when there is none); an optimizer reacts once per new ``val_step``.
     ``planned_epochs``: passes over the distinct training examples the step budget
     allows (budget steps x batch size / distinct examples; NaN when unknown).
+    ``runs``: empty, or (only for an optimizer whose ``Optimizer.runs`` is True) the
+    segment as adjacent runs ``(lo, hi, count)`` of whole layers at different update
+    counts, in buffer coordinates like ``lo``/``hi`` (``count`` is then the first
+    run's): one call does what one call per run would.
     """
 
     step: int
@@ -33,6 +37,7 @@ class StepInfo(NamedTuple):
     val_loss: float = float("nan")
     val_step: int = -1
     planned_epochs: float = float("nan")
+    runs: Tuple[Tuple[int, int, int], ...] = ()
 
 
 class Optimizer(NamedTuple):
@@ -46,13 +51,15 @@ class Optimizer(NamedTuple):
     several runs, each from its own ``init``.
     ``update(params, grads, state, info) -> None``: updates ``params`` and
     ``state`` **in place**; all three are the same segment ``[info.lo, info.hi)``.
-    ``grads`` is read only.
+    ``grads`` is read only.  ``runs``: the optimizer takes adjacent layers at different
+    update counts in one call (``StepInfo.runs``); the Trainer then groups them.
     """
 
     name: str
     hyperparameters: Dict[str, Any]
     init: Callable[[int], Any]
     update: Callable[[np.ndarray, np.ndarray, Any, StepInfo], None]
+    runs: bool = False
 
 
 class TensorLevel:

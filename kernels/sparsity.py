@@ -158,3 +158,17 @@ def segments(mask: np.ndarray, counts: np.ndarray) -> List[Tuple[int, int]]:
     if start >= 0:
         out.append((start, m.shape[0] - 1))
     return out
+
+
+def adjacent_groups(runs: List[Tuple[int, int]]) -> List[List[Tuple[int, int]]]:
+    """:func:`segments`' runs grouped where one ends at the layer before the next starts:
+    the segments an optimizer that takes several update counts in one call
+    (``Optimizer.runs``) updates at once, e.g. ``[(0, 0), (1, 1), (3, 3)]`` ->
+    ``[[(0, 0), (1, 1)], [(3, 3)]]``."""
+    groups: List[List[Tuple[int, int]]] = []
+    for run in runs:
+        if groups and groups[-1][-1][1] + 1 == run[0]:
+            groups[-1].append(run)
+        else:
+            groups.append([run])
+    return groups

@@ -10,7 +10,7 @@ import numpy as np
 
 from kernels.layers import cross_entropy_per_example
 from kernels.optim_base import Optimizer, StepInfo, slice_state
-from kernels.sparsity import draw_mask, segments
+from kernels.sparsity import adjacent_groups, draw_mask, segments
 from models.nets import Network
 
 
@@ -269,12 +269,21 @@ class Trainer:
         self.counts[mask] += 1
         self.layer_updates += int(mask.sum())
         p, g = net.params.data, net.params.grad
-        for first, last in segments(mask, self.counts):
-            lo, hi = net.layer_ranges[first][0], net.layer_ranges[last][1]
-            info = StepInfo(step=step, progress=progress, count=int(self.counts[first]),
+        ranges, counts = net.layer_ranges, self.counts
+        segs = segments(mask, counts)
+        if len(segs) > 1 and getattr(self.optimizer, "runs", False):  # adjacent ones at once
+            calls = [(grp[0][0], grp[-1][1], () if len(grp) == 1 else tuple(
+                [(ranges[a][0], ranges[b][1], int(counts[a])) for a, b in grp]))
+                for grp in adjacent_groups(segs)]
+        else:
+            calls = [(first, last, ()) for first, last in segs]
+        for first, last, runs in calls:
+            lo, hi = ranges[first][0], ranges[last][1]
+            info = StepInfo(step=step, progress=progress, count=int(counts[first]),
                             lo=lo, hi=hi, loss=loss, val_loss=self.val_loss,
                             val_step=self.val_step,
-                            planned_epochs=math.nan if probe is None else probe.planned_epochs)
+                            planned_epochs=math.nan if probe is None else probe.planned_epochs,
+                            runs=runs)
             self.optimizer.update(p[lo:hi], g[lo:hi], slice_state(self.state, lo, hi), info)
         t2 = time.perf_counter()
         self.seconds["forward_backward"] += t1 - t0

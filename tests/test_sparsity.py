@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kernels.sparsity import draw_mask, halo_thirds, parse_sparsity, segments, thirds_scheme
+from kernels.sparsity import (
+    adjacent_groups,
+    draw_mask,
+    halo_thirds,
+    parse_sparsity,
+    segments,
+    thirds_scheme,
+)
 
 
 @pytest.mark.parametrize(
@@ -162,3 +169,10 @@ def test_segments_partition_updated_layers():
             assert a <= b and len(set(counts[a : b + 1])) == 1
         for (_, b1), (a2, _) in zip(groups, groups[1:]):
             assert a2 > b1 + 1 or counts[b1] != counts[a2]  # groups are maximal
+
+
+def test_adjacent_groups_join_touching_segments_only():
+    assert adjacent_groups([]) == []
+    assert adjacent_groups([(0, 0), (1, 1), (3, 3)]) == [[(0, 0), (1, 1)], [(3, 3)]]
+    assert adjacent_groups([(0, 1), (2, 3), (4, 4)]) == [[(0, 1), (2, 3), (4, 4)]]
+    assert adjacent_groups([(1, 1), (3, 4)]) == [[(1, 1)], [(3, 4)]]

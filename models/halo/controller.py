@@ -208,17 +208,23 @@ class Controller:
         phi[:, _F["rel_log_lr"]] = prev - self.mean_log_mult if self.uses_rel_lr else 0.0
         return phi
 
-    def scalars(self, ids: Ids, count: int, progress: float):
+    def scalars(self, ids: Ids, count: int, progress: float, runs: Optional[tuple] = None):
         """``(lr multipliers, gains)``, float64 (len(ids),), for tensors ``ids``; records them.
 
         Equal to ``exp(clip(features(ids, ...) @ theta.T))``, computed with the columns
         shared by every tensor of the step (bias, update rate, progress, loss trend)
         folded into one scalar per output, both outputs at once: O(1) NumPy calls per
         segment, whatever its number of tensors (``ids``: an index array or a slice).
+        ``runs``: None, or ``(counts, tensors)`` when the tensors are in runs at different
+        update counts: ``tensors[r]`` consecutive ones at count ``counts[r]`` (``count``
+        is then unused); the same numbers as one call per run.
         """
         th = self.theta
-        sh = self._sh  # (2, 1): theta @ phi over the shared columns, per output
-        sh[0, 0], sh[1, 0] = self._shared(count, progress)
+        if runs is None:
+            sh = self._sh  # (2, 1): theta @ phi over the shared columns, per output
+            sh[0, 0], sh[1, 0] = self._shared(count, progress)
+        else:  # (2, len(ids)): each run's shared part over its tensors
+            sh = np.array([self._shared(c, progress) for c in runs[0]]).T.repeat(runs[1], axis=1)
         out = self.depth_term[:, ids] + sh
         if self.uses_stats:
             out += self.stat_term[:, ids]

@@ -191,6 +191,7 @@ def make_halo(lr: Optional[float] = None, *, weights: Union[None, str, Path, Hal
         run["layout"] = lay
         run["kernel"] = KERNELS[kname](w.mlp, w.beta1, w.beta2, w.eps, max(1, n))
         run["segments"] = {}
+        run["splits"] = {}
         ctrl = Controller(w.theta, w.log_clip, np.diff(lay.starts), lay.depth)
         sched = None if w.validation is None else ValidationSchedule(w.validation)
         return HaloState(np.zeros(n, np.float32), np.zeros(n, np.float32), HaloTensors(ctrl, sched))
@@ -213,23 +214,54 @@ def make_halo(lr: Optional[float] = None, *, weights: Union[None, str, Path, Hal
             sched.begin(info.planned_epochs)
             sched.observe(info.val_loss, info.val_step)
             lr = base_lr * sched.factor
-        if ctrl.uniform:  # one lr and gain for the whole segment (halo-v0)
-            mult, gain = ctrl.uniform_scalars(info.count, info.progress)
-            pieces = [(0, info.hi - info.lo, lr * mult, gain)]
-            run["kernel"].update(params, grads, state.m, state.v, int(info.count), pieces)
+        kern = run["kernel"]
+        if ctrl.uniform:  # one lr and gain for the whole segment (halo-v0), or per run
+            for a, b, count in (info.runs or ((info.lo, info.hi, info.count),)):
+                mult, gain = ctrl.uniform_scalars(count, info.progress)
+                a, b = a - info.lo, b - info.lo
+                kern.update(params[a:b], grads[a:b], state.m[a:b], state.v[a:b], int(count),
+                            [(0, b - a, lr * mult, gain)])
             return
         seg = segment(info.lo, info.hi, ctrl)
-        mult, gain = ctrl.scalars(seg.ids, info.count, info.progress)
+        split = None if not info.runs else runs_of(info, seg)
+        mult, gain = ctrl.scalars(seg.ids, info.count, info.progress,
+                                  None if split is None else ([c for _, _, c in info.runs], split[1]))
         before = None
         if ctrl.uses_stats and seg.sample.size:  # params[sample] before the step, float64
             before = seg.x[2]
             before[...] = params if seg.sample_all else params[seg.sample]
-        run["kernel"].update(params, grads, state.m, state.v, int(info.count),
-                             Pieces(seg.bounds, lr * mult, gain, seg.sizes))
+        if split is None:
+            kern.update(params, grads, state.m, state.v, int(info.count),
+                        Pieces(seg.bounds, lr * mult, gain, seg.sizes))
+        else:  # each run as its own call would (its count, its tensors' pieces)
+            lrs = lr * mult
+            for (a, b, t0, t1, bounds, sizes), (_, _, count) in zip(split[0], info.runs):
+                kern.update(params[a:b], grads[a:b], state.m[a:b], state.v[a:b], int(count),
+                            Pieces(bounds, lrs[t0:t1], gain[t0:t1], sizes))
         if before is not None:
             ctrl.gather_segment(seg, grads, before, params)
 
-    return Optimizer(name, hp, init, update)
+    def runs_of(info: StepInfo, seg: Segment) -> tuple:
+        """``info.runs`` in segment coordinates: ``([(a, b, t0, t1, bounds, sizes)], tensors)``
+        per run: its elements ``[a, b)``, its tensors ``[t0, t1)`` of the segment's, their
+        ``Pieces`` bounds and sizes, and the number of tensors per run (made once per split)."""
+        key = tuple([lo for lo, _, _ in info.runs]) + (info.lo, info.hi)
+        got = run["splits"].get(key)
+        if got is None:
+            parts, per = [], []
+            for lo, hi, _ in info.runs:
+                a, b = lo - info.lo, hi - info.lo
+                t0 = int(np.searchsorted(seg.bounds, a, side="right")) - 1
+                t1 = int(np.searchsorted(seg.bounds, b, side="left"))
+                if seg.bounds[t0] != a or seg.bounds[t1] != b:
+                    raise ValueError(f"halo: run [{lo}, {hi}) does not start and end at tensors")
+                bounds = seg.bounds[t0:t1 + 1] - a
+                parts.append((a, b, t0, t1, bounds, np.diff(bounds)))
+                per.append(t1 - t0)
+            got = run["splits"][key] = (parts, per)
+        return got
+
+    return Optimizer(name, hp, init, update, runs=True)
 
 
 def build_halo(net, lr: Optional[float], options: Dict[str, Any]) -> Optimizer:
