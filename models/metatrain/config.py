@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Dict, Union
 
 from kernels.errors import ConfigError
+from models.metatrain.es import SHAPINGS
 from models.metatrain.space import P_MIN, coordinate_names
 
 DEFAULTS: Dict[str, Any] = {
@@ -32,7 +33,7 @@ DEFAULTS: Dict[str, Any] = {
     "meta_validation": {"tasks": 4, "seeds_per_task": 2, "probes": 8, "spec": None},
     "meta_parameters": {},              # name -> {"sigma": s, "lr": r} (lr optional)
     "es": {"iterations": 40, "pairs": 16, "lr": 0.05, "beta1": 0.9, "beta2": 0.999,
-           "clip": 3.0, "workers": 2, "data_seeds": 1000000},
+           "clip": 3.0, "workers": 2, "data_seeds": 1000000, "shaping": "difference"},
     "average_last": 3,                  # the shipped point: mean of the last k iterates
     "evaluation": {"tasks": [], "seeds": 8, "first_seed": 0, "baselines": ["adam"],
                    "lr_grid": [1e-2, 1e-3], "tune_seeds": 2, "tune_first_seed": 100,
@@ -112,6 +113,8 @@ def load_config(source: Union[str, Path, Dict[str, Any]]) -> Dict[str, Any]:
         _number(cfg, "es", key, strict=True)
     for key in ("beta1", "beta2"):
         _number(cfg, "es", key)
+    if cfg["es"]["shaping"] not in SHAPINGS:
+        raise ConfigError("es.shaping", cfg["es"]["shaping"], f"one of {', '.join(SHAPINGS)}")
     for key in ("seeds", "tune_seeds", "finalists", "eval_every", "smooth_evals"):
         _positive_int(cfg, "evaluation", key)
     probs = cfg["start_probabilities"]

@@ -49,6 +49,7 @@ class ESConfig:
     seed: int = 0
     workers: int = 2
     data_seeds: int = 1000            # pair seeds are drawn from range(data_seeds)
+    shaping: str = "difference"       # or "relative": each pair's difference over its mean
 
     def sigma_vector(self, dim: int) -> np.ndarray:
         s = np.broadcast_to(np.asarray(self.sigma, dtype=np.float64), (dim,)).copy()
@@ -95,10 +96,22 @@ def _finite(x: float, clip_value: float) -> float:
     return x if math.isfinite(x) else clip_value
 
 
+SHAPINGS = ("difference", "relative")
+
+
 def estimate_gradient(f_plus: np.ndarray, f_minus: np.ndarray, eps: np.ndarray,
-                      sigma: np.ndarray) -> np.ndarray:
-    """The antithetic ES gradient from pair values (P,), (P,) and perturbations (P, D)."""
+                      sigma: np.ndarray, shaping: str = "difference") -> np.ndarray:
+    """The antithetic ES gradient from pair values (P,), (P,) and perturbations (P, D).
+
+    ``shaping="relative"`` divides each pair's half-difference by the pair's mean
+    ``|f|``: over a pool of tasks whose meta-losses differ by 10x, each pair then moves
+    theta by its task's *relative* change, so a few high-loss tasks do not outvote the
+    rest (the gradient of the mean log meta-loss, to first order)."""
     diff = (f_plus - f_minus) / 2.0
+    if shaping == "relative":
+        diff = diff / np.maximum((np.abs(f_plus) + np.abs(f_minus)) / 2.0, 1e-12)
+    elif shaping != "difference":
+        raise ValueError(f"ES shaping must be one of {', '.join(SHAPINGS)}, got {shaping!r}")
     return (diff[:, None] * eps).mean(axis=0) / sigma ** 2
 
 
@@ -143,7 +156,8 @@ def run_es(objective: Callable[[np.ndarray, int], float], theta0: Sequence[float
                 values = [objective(t, s) for t, s in zip(thetas, pair_seeds)]
             vals = np.array([_finite(float(x), cfg.clip_value) for x in values])
             fp, fm = vals[:cfg.pairs], vals[cfg.pairs:]
-            g = np.clip(estimate_gradient(fp, fm, eps, sigma), -cfg.clip / sigma, cfg.clip / sigma)
+            g = np.clip(estimate_gradient(fp, fm, eps, sigma, cfg.shaping),
+                        -cfg.clip / sigma, cfg.clip / sigma)
             st.iteration += 1
             t = st.iteration
             st.m = cfg.beta1 * st.m + (1 - cfg.beta1) * g

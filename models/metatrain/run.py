@@ -114,7 +114,8 @@ def build(cfg: Dict[str, Any], data_dir: Path):
     es_cfg = ESConfig(iterations=es["iterations"], pairs=es["pairs"],
                       sigma=[float(mp[n]["sigma"]) for n in mp], lr=lr, beta1=es["beta1"],
                       beta2=es["beta2"], clip=es["clip"], clip_value=ob["loss_clip"] + 1.0,
-                      seed=cfg["seed"], workers=es["workers"], data_seeds=es["data_seeds"])
+                      seed=cfg["seed"], workers=es["workers"], data_seeds=es["data_seeds"],
+                      shaping=es["shaping"])
     return space, unroll, es_cfg
 
 

@@ -86,6 +86,7 @@ def test_underscore_keys_are_ignored():
     ({"es": {"pairs": 2.5}}, "es.pairs"),
     ({"es": {"workers": True}}, "es.workers"),
     ({"es": {"lr": 0}}, "es.lr"),
+    ({"es": {"shaping": "rank"}}, "es.shaping"),
     ({"objective": {"loss_clip": 0}}, "objective.loss_clip"),
     ({"objective": {"lambda_jac": -1}}, "objective.lambda_jac"),
     ({"objective": {"energy_weight": float("nan")}}, "objective.energy_weight"),

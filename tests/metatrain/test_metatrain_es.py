@@ -33,6 +33,26 @@ def test_gradient_estimate_is_unbiased_on_a_quadratic():
     np.testing.assert_allclose(g, 2 * (theta - TARGET), atol=0.15)
 
 
+def test_relative_shaping_weighs_tasks_by_their_relative_change():
+    """Two tasks on one coordinate: task A's loss is 10x task B's and pulls the other way.
+    Plain differences follow A; relative shaping is the gradient of log A + log B."""
+    rng = np.random.default_rng(1)
+    sigma = np.array([0.01])
+    eps = rng.standard_normal((20000, 1)) * sigma
+    theta = 0.0
+    a = lambda t: 10.0 * (1.0 + 0.1 * t)  # noqa: E731  d log a / dt ~ +0.1
+    b = lambda t: 1.0 - 0.3 * t           # noqa: E731  d log b / dt = -0.3
+    task = np.arange(eps.shape[0]) % 2 == 0
+    fp = np.where(task, a(theta + eps[:, 0]), b(theta + eps[:, 0]))
+    fm = np.where(task, a(theta - eps[:, 0]), b(theta - eps[:, 0]))
+    plain = estimate_gradient(fp, fm, eps, sigma)
+    rel = estimate_gradient(fp, fm, eps, sigma, "relative")
+    np.testing.assert_allclose(plain, [(1.0 - 0.3) / 2], rtol=0.05)   # A's +1 wins
+    np.testing.assert_allclose(rel, [(0.1 - 0.3) / 2], rtol=0.05)     # B's -0.3 wins
+    with pytest.raises(ValueError, match="shaping must be one of difference, relative"):
+        estimate_gradient(fp, fm, eps, sigma, "rank")
+
+
 def test_es_converges_with_common_random_numbers():
     cfg = ESConfig(iterations=150, pairs=8, sigma=0.05, lr=0.05, workers=1)
     st = run_es(noisy_quadratic, np.zeros(3), cfg)
