@@ -97,16 +97,32 @@ class Controller:
         self._th_ratio = self.theta[:, _F["log_update_ratio"], None]
         # _finish's scratch and constants, made once
         self._w = np.empty((4, t))  # r_g, r_p then rbar, ratio, rel
-        self._w_rows = tuple(self._w)
-        self._w_log = self._w[:3]
-        self._w_clip = self._w[2:]
         self._term = np.empty((2, t))
         self._term2 = np.empty((2, t))
-        self._acc3, self._cnt = self.acc[:3], self.acc[3]
         self._in_eps, self._out_eps = _IN_EPS[:, None], _OUT_EPS[:, None]
         self._clip_lo, self._clip_hi = _CLIP_LO[:, None], _CLIP_HI[:, None]
         self._c09, self._c01, self._one = np.float64(0.9), np.float64(0.1), np.float64(1.0)
+        self._clip_out = (np.float64(-self.log_clip), np.float64(self.log_clip))
+        self._bind()
+
+    _VIEWS = ("_w_rows", "_w_log", "_w_clip", "_acc3", "_cnt", "_rbar", "_views")
+
+    def _bind(self) -> None:
+        """Views of the arrays above, made once (and again for a copy: a deep copy of a
+        view is not a view of the copy)."""
+        self._w_rows = tuple(self._w)
+        self._w_log = self._w[:3]
+        self._w_clip = self._w[2:]
+        self._acc3, self._cnt = self.acc[:3], self.acc[3]
         self._rbar = self.fin[1]
+        self._views: dict = {}  # scalars' views of depth_term, stat_term per slice of tensors
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k not in self._VIEWS}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._bind()
 
     @property
     def r_g(self) -> np.ndarray:
@@ -175,11 +191,11 @@ class Controller:
         term, term2 = self._term, self._term2
         np.multiply(self._th_rel_g, rel, out=term)
         np.multiply(self._th_ratio, ratio, out=term2)
-        np.add(term, term2, out=term)
         if every:
+            np.add(term, term2, out=self.stat_term)
             self.fin[...] = w[:3]
-            self.stat_term[...] = term
         else:
+            np.add(term, term2, out=term)
             mask = self.mask
             np.copyto(self.fin, w[:3], where=mask)
             np.copyto(self.stat_term, term, where=mask)
@@ -225,16 +241,22 @@ class Controller:
             sh[0, 0], sh[1, 0] = self._shared(count, progress)
         else:  # (2, len(ids)): each run's shared part over its tensors
             sh = np.array([self._shared(c, progress) for c in runs[0]]).T.repeat(runs[1], axis=1)
-        out = self.depth_term[:, ids] + sh
+        key = (ids.start, ids.stop) if isinstance(ids, slice) else None
+        views = self._views.get(key)
+        if views is None:  # the arrays' views for these tensors (kept for a slice)
+            views = (self.depth_term[:, ids], self.stat_term[:, ids])
+            if key is not None:
+                self._views[key] = views
+        out = views[0] + sh
         if self.uses_stats:
-            out += self.stat_term[:, ids]
+            out += views[1]
         if self.uses_rel_lr:
             new = self.mult_step[ids] != self.step
             self.prev_mult[ids] = np.where(new, self.log_mult[ids], self.prev_mult[ids])
             self.mult_step[ids] = self.step
             out += th[:, _F["rel_log_lr"], None] * (self.prev_mult[ids] - self.mean_log_mult)
-        np.maximum(out, -self.log_clip, out=out)
-        np.minimum(out, self.log_clip, out=out)  # clip, as np.clip, at two ufunc calls
+        np.maximum(out, self._clip_out[0], out=out)
+        np.minimum(out, self._clip_out[1], out=out)  # clip, as np.clip, at two ufunc calls
         self.log_mult[ids] = out[0]
         np.exp(out, out=out)
         return out[0], out[1]

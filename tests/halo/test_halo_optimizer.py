@@ -243,3 +243,25 @@ def test_one_optimizer_drives_two_runs_from_their_own_states():
         for t, g in enumerate(grads):
             own.update(p, sign * g, s, info(t, loss(t)))
         np.testing.assert_array_equal(p, pa if p0 == 0.0 else pb)
+
+
+def test_a_copied_state_runs_on_as_the_original():
+    """``HaloState.tensors.copy()`` (a deep copy) keeps working for many steps: the
+    controller's cached views are remade for the copy, not left pointing at the original."""
+    w = load_weights(default_weights_path())
+    n = 300
+    lay = flat_layout(n)._replace(starts=np.array([0, 100, 250, 300]), depth=np.array([1.0, 0.0, -1.0]),
+                                  names=("a", "b", "c"))
+    opt = make_halo(None, weights=w, layout=lay)
+    rng = np.random.default_rng(5)
+    gs = rng.standard_normal((12, n)).astype(np.float32)
+    p = rng.standard_normal(n).astype(np.float32)
+    state = opt.init(n)
+    for t in range(4):
+        opt.update(p, gs[t], state, StepInfo(t, t / 12, t + 1, 0, n, 1.0))
+    p2, state2 = p.copy(), type(state)(*(a.copy() for a in state))
+    for t in range(4, 12):
+        opt.update(p, gs[t], state, StepInfo(t, t / 12, t + 1, 0, n, 1.0))
+    for t in range(4, 12):
+        opt.update(p2, gs[t], state2, StepInfo(t, t / 12, t + 1, 0, n, 1.0))
+    assert np.array_equal(p, p2) and np.array_equal(state.m, state2.m)
