@@ -75,7 +75,7 @@ class Controller:
         """True when no per-tensor column is used: every tensor of a step gets one lr."""
         self.step = -1
         self.fast = self.slow = math.nan
-        self.log_mult = np.zeros(t)  # the latest output per tensor
+        self.log_mult = np.zeros(t)  # the latest output per tensor (kept when rel_log_lr is read)
         self.prev_mult = np.zeros(t)  # the output of the tensor's previous step
         self.mult_step = np.full(t, -1, np.int64)
         self.mean_log_mult = 0.0
@@ -225,7 +225,8 @@ class Controller:
         return phi
 
     def scalars(self, ids: Ids, count: int, progress: float, runs: Optional[tuple] = None):
-        """``(lr multipliers, gains)``, float64 (len(ids),), for tensors ``ids``; records them.
+        """``(lr multipliers, gains)``, float64 (len(ids),), for tensors ``ids``; records the
+        log multipliers when ``rel_log_lr`` reads them.
 
         Equal to ``exp(clip(features(ids, ...) @ theta.T))``, computed with the columns
         shared by every tensor of the step (bias, update rate, progress, loss trend)
@@ -257,7 +258,8 @@ class Controller:
             out += th[:, _F["rel_log_lr"], None] * (self.prev_mult[ids] - self.mean_log_mult)
         np.maximum(out, self._clip_out[0], out=out)
         np.minimum(out, self._clip_out[1], out=out)  # clip, as np.clip, at two ufunc calls
-        self.log_mult[ids] = out[0]
+        if self.uses_rel_lr:  # the only reader of the recorded log multipliers
+            self.log_mult[ids] = out[0]
         np.exp(out, out=out)
         return out[0], out[1]
 
