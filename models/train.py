@@ -216,7 +216,10 @@ class Trainer:
     order.  A layer's optimizer state is touched only on steps that update it;
     ``counts[j]`` is how many updates layer ``j`` has had.  ``validation``: a
     :class:`ValidationProbe` measured every ``validation.every`` steps and passed to
-    the optimizer in ``StepInfo.val_loss`` (None: no probe, the default).
+    the optimizer in ``StepInfo.val_loss`` (None: no probe, the default).  The update
+    is one optimizer call per segment of adjacent updated layers at one count, or, for
+    an optimizer with ``Optimizer.runs``, per group of adjacent updated layers
+    (``StepInfo.runs`` holds their counts).
     """
 
     def __init__(self, net: Network, optimizer: Optimizer, probs: Optional[Sequence[float]] = None,

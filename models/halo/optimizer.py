@@ -245,9 +245,13 @@ def make_halo(lr: Optional[float] = None, *, weights: Union[None, str, Path, Hal
         """``info.runs`` in segment coordinates: ``([(a, b, t0, t1, bounds, sizes)], tensors)``
         per run: its elements ``[a, b)``, its tensors ``[t0, t1)`` of the segment's, their
         ``Pieces`` bounds and sizes, and the number of tensors per run (made once per split)."""
-        key = tuple([lo for lo, _, _ in info.runs]) + (info.lo, info.hi)
+        key = tuple([(lo, hi) for lo, hi, _ in info.runs]) + ((info.lo, info.hi),)
         got = run["splits"].get(key)
         if got is None:
+            edges = [e for lo, hi, _ in info.runs for e in (lo, hi)]
+            if edges[0] != info.lo or edges[-1] != info.hi or edges[1:-1:2] != edges[2:-1:2]:
+                raise ValueError(f"halo: runs {[(lo, hi) for lo, hi, _ in info.runs]} do not "
+                                 f"cover [{info.lo}, {info.hi}) one after another")
             parts, per = [], []
             for lo, hi, _ in info.runs:
                 a, b = lo - info.lo, hi - info.lo

@@ -136,3 +136,6 @@ def test_a_run_must_cover_whole_tensors():
     p, g = np.zeros(100, np.float32), np.ones(100, np.float32)
     with pytest.raises(ValueError, match="does not start and end at tensors"):
         opt.update(p, g, state, StepInfo(0, 0.0, 1, 0, 100, 1.0, runs=((0, 30, 1), (30, 100, 2))))
+    for runs in (((0, 50, 1), (75, 100, 2)), ((0, 50, 1), (50, 75, 2)), ((25, 50, 1), (50, 100, 2))):
+        with pytest.raises(ValueError, match="do not cover"):
+            opt.update(p, g, state, StepInfo(0, 0.0, 1, 0, 100, 1.0, runs=runs))
