@@ -92,6 +92,7 @@ class Controller:
         self.depth_term = self.theta[:, _F["depth"], None] * self.depth
         self.stat_term = np.zeros((2, t))
         self._sh = np.zeros((2, 1))
+        self._sh_runs: dict = {}  # (2, k) scratch of scalars with runs, per number of tensors
         self._th_shared = [[float(self.theta[o, c]) for c in _SHARED] for o in (0, 1)]
         self._th_rel_g = self.theta[:, _F["rel_log_grad"], None]
         self._th_ratio = self.theta[:, _F["log_update_ratio"], None]
@@ -232,16 +233,21 @@ class Controller:
         shared by every tensor of the step (bias, update rate, progress, loss trend)
         folded into one scalar per output, both outputs at once: O(1) NumPy calls per
         segment, whatever its number of tensors (``ids``: an index array or a slice).
-        ``runs``: None, or ``(counts, tensors)`` when the tensors are in runs at different
-        update counts: ``tensors[r]`` consecutive ones at count ``counts[r]`` (``count``
-        is then unused); the same numbers as one call per run.
+        ``runs``: None, or ``(counts, spans)`` when the tensors are in runs at different
+        update counts: tensors ``[t0, t1)`` of ``ids`` (``spans[r]``) at count ``counts[r]``
+        (``count`` is then unused); the same numbers as one call per run.
         """
         th = self.theta
         if runs is None:
             sh = self._sh  # (2, 1): theta @ phi over the shared columns, per output
             sh[0, 0], sh[1, 0] = self._shared(count, progress)
         else:  # (2, len(ids)): each run's shared part over its tensors
-            sh = np.array([self._shared(c, progress) for c in runs[0]]).T.repeat(runs[1], axis=1)
+            k = runs[1][-1][1]
+            sh = self._sh_runs.get(k)
+            if sh is None:
+                sh = self._sh_runs[k] = np.empty((2, k))
+            for c, (t0, t1) in zip(*runs):
+                sh[0, t0:t1], sh[1, t0:t1] = self._shared(c, progress)
         key = (ids.start, ids.stop) if isinstance(ids, slice) else None
         views = self._views.get(key)
         if views is None:  # the arrays' views for these tensors (kept for a slice)

@@ -242,9 +242,9 @@ def make_halo(lr: Optional[float] = None, *, weights: Union[None, str, Path, Hal
             ctrl.gather_segment(seg, grads, before, params)
 
     def runs_of(info: StepInfo, seg: Segment) -> tuple:
-        """``info.runs`` in segment coordinates: ``([(a, b, t0, t1, bounds, sizes)], tensors)``
+        """``info.runs`` in segment coordinates: ``([(a, b, t0, t1, bounds, sizes)], spans)``
         per run: its elements ``[a, b)``, its tensors ``[t0, t1)`` of the segment's, their
-        ``Pieces`` bounds and sizes, and the number of tensors per run (made once per split)."""
+        ``Pieces`` bounds and sizes, and the ``(t0, t1)`` of every run (made once per split)."""
         key = tuple([(lo, hi) for lo, hi, _ in info.runs]) + ((info.lo, info.hi),)
         got = run["splits"].get(key)
         if got is None:
@@ -261,7 +261,7 @@ def make_halo(lr: Optional[float] = None, *, weights: Union[None, str, Path, Hal
                     raise ValueError(f"halo: run [{lo}, {hi}) does not start and end at tensors")
                 bounds = seg.bounds[t0:t1 + 1] - a
                 parts.append((a, b, t0, t1, bounds, np.diff(bounds)))
-                per.append(t1 - t0)
+                per.append((t0, t1))
             got = run["splits"][key] = (parts, per)
         return got
 
