@@ -221,9 +221,13 @@ def _run(cfg, sampler, on_point, should_stop, log, progress) -> Dict[str, Any]:
 
     def train_clock():
         # energy and time read together: the window's energy is held from its latest
-        # reading up to now, so a point's joules and seconds describe the same instant
+        # reading up to now, so a point's joules and seconds describe the same instant.
+        # An evaluation's nested window can count energy past the run window's latest
+        # reading (at most one sampler interval), so the difference may dip below the
+        # previous point's: training energy is cumulative, so it never goes back.
         secs = time.monotonic() - t0 - eval_s
-        return secs, max(0.0, run.energy_now_j() - eval_j)
+        floor = points[-1].joules if points else 0.0
+        return secs, max(floor, run.energy_now_j() - eval_j)
 
     def add_point(step, loss):
         nonlocal eval_j, eval_s
