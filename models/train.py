@@ -274,7 +274,7 @@ class Trainer:
         p, g = net.params.data, net.params.grad
         ranges, counts = net.layer_ranges, self.counts
         segs = segments(mask, counts)
-        if len(segs) > 1 and getattr(self.optimizer, "runs", False):  # adjacent ones at once
+        if len(segs) > 1 and self.optimizer.runs:  # adjacent ones at once
             calls = [(grp[0][0], grp[-1][1], () if len(grp) == 1 else tuple(
                 [(ranges[a][0], ranges[b][1], int(counts[a])) for a, b in grp]))
                 for grp in adjacent_groups(segs)]

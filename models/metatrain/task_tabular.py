@@ -198,13 +198,12 @@ def _feature_kinds(src: Mapping[str, Any]
     """Indices of the flag and heavy-tailed features, the flags' thresholds and the
     tails' exponents (all empty for a task without mixed features)."""
     n_flag, n_heavy = int(src.get("flags", 0)), int(src.get("heavy", 0))
-    rng = stream(src["data_seed"], "tab/kinds")
-    order = rng.permutation(src["dims"]) if n_flag + n_heavy else np.zeros(0, np.int64)
-    flag, heavy = order[:n_flag], order[n_flag:n_flag + n_heavy]
+    rng = stream(src["data_seed"], "tab/kinds")  # its own stream: no other draw moves
+    order = rng.permutation(src["dims"])
     # standard-normal tails of 30% .. 3%: the flag is set in that share of source rows
-    thresh = rng.uniform(0.52, 1.88, size=n_flag) if n_flag else np.zeros(0)
-    tail = rng.uniform(0.7, 1.5, size=n_heavy) if n_heavy else np.zeros(0)
-    return flag, heavy, thresh, tail
+    thresh = rng.uniform(0.52, 1.88, size=n_flag)
+    return (order[:n_flag], order[n_flag:n_flag + n_heavy], thresh,
+            rng.uniform(0.7, 1.5, size=n_heavy))
 
 
 def build_task(plan: Mapping[str, Any]) -> Tuple[Arrays, Arrays]:
