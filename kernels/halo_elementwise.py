@@ -28,6 +28,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from kernels import fused
 from kernels.halo_fold import (
     KernelBase,
     MirrorMLP,
@@ -95,6 +96,9 @@ class ElementwiseKernel(KernelBase):
         self._blocks: Dict[int, FoldBlock] = {}
         self._plan = self._prepare(1)
         self._views: Dict[int, tuple] = {}
+        self._native = fused.enabled()  # the fused C loop, None: the ufunc chain
+        self._fb = (float(self._b1), float(self._b2))
+        self.implementation = "fused" if self._native is not None else "ufunc"
 
     def _prepare(self, count: int) -> StepPlan:
         """The step's plan (folded scalars, modes), made once per count; refill the
@@ -163,6 +167,9 @@ class ElementwiseKernel(KernelBase):
         """
         plan = self._prepare(count)
         e_plan = self._e_plan(plan, Pieces.of(pieces))
+        if self._native is not None:
+            self._fused(p, g, m, v, plan, e_plan)
+            return
         n = p.shape[0]
         c = self.chunk
         if n <= c:
@@ -173,6 +180,31 @@ class ElementwiseKernel(KernelBase):
             hi = min(n, lo + c)
             self._chunk(p[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi],
                         full if hi - lo == c else self._scratch(hi - lo), plan, e_plan, lo, hi)
+
+    def _fused(self, p, g, m, v, plan: StepPlan, e_plan) -> None:
+        """The whole segment in one call of the fused loop (``kernels/_fused.c``): the
+        operations of :meth:`_chunk` in the same order, so the same float32 results."""
+        static = plan.native
+        if static is None:
+            static = plan.native = (
+                tuple([(pl.k, pl.base_is_m, pl.has_kappa, float(plan.kappa[pl.k]), pl.even, pl.odd,
+                        plan.abs_beta[pl.k]) for pl in plan.pairs]),
+                -1 if plan.first_odd is None else plan.first_odd,
+                tuple([(k, float(c)) for k, c in plan.odd_rest]), plan.apply is _sub)
+        pairs, first_odd, rest, sub = static
+        kind = e_plan[0]
+        if kind == "scalar":
+            c0, terms, clamp, scale = e_plan[1], (), False, None
+        elif kind == "shared":
+            _, c0, terms, clamp, scale = e_plan
+        else:
+            _, c0, terms, clamp = e_plan
+            scale = None
+        c0 = c0 if c0.ndim else float(c0)
+        terms = tuple([(k, c if c.ndim else float(c)) for k, c in terms])
+        b1, b2 = self._fb
+        self._native.halo(p, g, m, v, b1, b2, float(plan.eps), pairs, first_odd, rest, sub, c0,
+                          terms, bool(clamp), scale)
 
     @staticmethod
     def _e_plan(plan: StepPlan, pieces: Pieces):

@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from kernels import fused
 from kernels.optim_base import Optimizer, StepInfo
 from kernels.optim_common import chunked, decay, ema_moments, f32, nonnegative, positive, zeros
 
@@ -66,12 +67,17 @@ def adam(
     beta2 = decay(name, "beta2", beta2)
     eps = positive(name, "eps", eps)
     b1, omb1, b2, omb2 = f32(beta1), f32(1.0 - beta1), f32(beta2), f32(1.0 - beta2)
+    native = fused.enabled()  # one fused loop, bit-identical to the ufunc chain (None: the chain)
+    consts = (float(b1), float(omb1), float(b2), float(omb2))
 
     def init(n: int) -> AdamState:
         return AdamState(zeros(n), zeros(n), zeros(n))
 
     def update(params: np.ndarray, grads: np.ndarray, state: AdamState, info: StepInfo) -> None:
         step, eps_hat = adam_scalars(lr, beta1, beta2, eps, info.count)
+        if native is not None:
+            native.adam(params, grads, state.m, state.v, *consts, float(f32(eps_hat)), float(f32(step)))
+            return
         arrays = (params, grads, state.m, state.v, state.tmp)
         chunked(_adam_kernel, arrays, b1, omb1, b2, omb2, f32(eps_hat), f32(step))
 
