@@ -17,6 +17,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
+#include <string.h>
 
 #if defined(FLT_EVAL_METHOD) && FLT_EVAL_METHOD != 0
 #error "float32 arithmetic must be evaluated in float32 (FLT_EVAL_METHOD 0)"
@@ -42,6 +43,8 @@
  * operand order is exactly this select. */
 static inline float max_c(float x, float c) { return c > x ? c : x; }
 static inline float min_c(float x, float c) { return c < x ? c : x; }
+static inline double max_c64(double x, double c) { return c > x ? c : x; }
+static inline double min_c64(double x, double c) { return c < x ? c : x; }
 
 /* A float32 operand that is either one value or a vector over the segment. */
 typedef struct {
@@ -512,9 +515,307 @@ done:
     return result;
 }
 
+/* ---------------------------------------------------------------------------------------
+ * HALO's per-tensor controller (models/halo/controller.py): the same float64 operations in
+ * the same order as its NumPy calls, one C call instead of ~10-20 ufunc calls on arrays of
+ * a few tensors.  log and exp are the C library's; NumPy's float64 log/exp are the same
+ * calls on builds without AVX-512 (checked at test time, tests/test_fused.py), and may
+ * differ by an ulp where NumPy vectorises them. */
+
+static int get_f64(PyObject *o, Py_buffer *b, Py_ssize_t n, const char *name, int writable) {
+    if (PyObject_GetBuffer(o, b, (writable ? PyBUF_WRITABLE : 0) | PyBUF_C_CONTIGUOUS) < 0)
+        return -1;
+    if (b->len != n * (Py_ssize_t)sizeof(double)) {
+        PyErr_Format(PyExc_ValueError, "%s: expected %zd float64 values, got %zd bytes", name, n,
+                     b->len);
+        PyBuffer_Release(b);
+        return -1;
+    }
+    return 0;
+}
+
+/* NumPy's pairwise summation of n doubles (numpy/_core/src/umath/loops_utils.h.src), the
+ * order np.add.reduceat sums a contiguous run in: a[0] + pairwise(a[1:]). */
+static double pairwise(const double *a, Py_ssize_t n) {
+    if (n < 8) {
+        double res = 0.;
+        for (Py_ssize_t i = 0; i < n; i++) res += a[i];
+        return res;
+    }
+    if (n <= 128) {
+        double r[8], res;
+        Py_ssize_t i;
+        for (int k = 0; k < 8; k++) r[k] = a[k];
+        for (i = 8; i < n - (n % 8); i += 8)
+            for (int k = 0; k < 8; k++) r[k] += a[i + k];
+        res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        for (; i < n; i++) res += a[i];
+        return res;
+    }
+    Py_ssize_t n2 = n / 2;
+    n2 -= n2 % 8;
+    return pairwise(a, n2) + pairwise(a + n2, n - n2);
+}
+
+static double reduce_run(const double *a, Py_ssize_t n) {
+    return n <= 1 ? (n == 1 ? a[0] : 0.0) : a[0] + pairwise(a + 1, n - 1);
+}
+
+/* take64(src float32 (n,), idx int64 (k,), out float64 (k,)): out = src[idx] */
+static PyObject *take64(PyObject *self, PyObject *args) {
+    Py_buffer bs, bi, bo;
+    if (!PyArg_ParseTuple(args, "y*y*w*", &bs, &bi, &bo)) return NULL;
+    PyObject *res = NULL;
+    const Py_ssize_t n = bs.len / (Py_ssize_t)sizeof(float), k = bi.len / 8;
+    if (bo.len != k * (Py_ssize_t)sizeof(double)) {
+        PyErr_SetString(PyExc_ValueError, "take64: out must hold one float64 per index");
+        goto done;
+    }
+    const float *src = (const float *)bs.buf;
+    const long long *idx = (const long long *)bi.buf;
+    double *out = (double *)bo.buf;
+    for (Py_ssize_t i = 0; i < k; i++) {
+        if (idx[i] < 0 || idx[i] >= n) {
+            PyErr_Format(PyExc_IndexError, "take64: index %lld out of [0, %zd)", idx[i], n);
+            goto done;
+        }
+        out[i] = (double)src[idx[i]];
+    }
+    Py_INCREF(Py_None);
+    res = Py_None;
+done:
+    PyBuffer_Release(&bs);
+    PyBuffer_Release(&bi);
+    PyBuffer_Release(&bo);
+    return res;
+}
+
+/* gather(g, p_after float32 (n,), before float64 (S,), sample int64 (S,), starts int64 (J,),
+ *        ids int64 (J,), counts float64 (J,), acc float64 (4, T))
+ * Controller.gather_segment's sums: per sampled tensor j (samples [starts[j], starts[j+1])),
+ * acc[r, ids[j]] += the reduceat-ordered sum of g^2, p^2, (p - before)^2 (r = 0, 1, 2) and
+ * acc[3, ids[j]] += counts[j]. */
+static PyObject *gather(PyObject *self, PyObject *args) {
+    Py_buffer bg, bp, bb, bs, bst, bid, bc, ba;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*w*", &bg, &bp, &bb, &bs, &bst, &bid, &bc, &ba))
+        return NULL;
+    PyObject *res = NULL;
+    double *buf = NULL;
+    const Py_ssize_t n = bg.len / (Py_ssize_t)sizeof(float), S = bs.len / 8, J = bst.len / 8;
+    const Py_ssize_t T = ba.len / (Py_ssize_t)sizeof(double) / 4;
+    if (bp.len != bg.len || bb.len != S * 8 || bid.len != J * 8 || bc.len != J * 8 ||
+        ba.len != 4 * T * (Py_ssize_t)sizeof(double)) {
+        PyErr_SetString(PyExc_ValueError, "gather: inconsistent array lengths");
+        goto done;
+    }
+    const float *g = (const float *)bg.buf, *p = (const float *)bp.buf;
+    const double *before = (const double *)bb.buf, *counts = (const double *)bc.buf;
+    const long long *sample = (const long long *)bs.buf, *starts = (const long long *)bst.buf,
+                    *ids = (const long long *)bid.buf;
+    double *acc = (double *)ba.buf;
+    buf = (double *)PyMem_Malloc((size_t)(S > 0 ? S : 1) * sizeof(double));
+    if (buf == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t j = 0; j < J; j++) {
+        const Py_ssize_t a = (Py_ssize_t)starts[j], b = j + 1 < J ? (Py_ssize_t)starts[j + 1] : S;
+        if (a < 0 || b > S || a > b || ids[j] < 0 || ids[j] >= T) {
+            PyErr_SetString(PyExc_ValueError, "gather: sample runs or tensor ids out of range");
+            goto done;
+        }
+        for (Py_ssize_t i = a; i < b; i++)
+            if (sample[i] < 0 || sample[i] >= n) {
+                PyErr_SetString(PyExc_IndexError, "gather: sample index out of range");
+                goto done;
+            }
+        const Py_ssize_t len = b - a;
+        for (int r = 0; r < 3; r++) {
+            for (Py_ssize_t i = 0; i < len; i++) {
+                const Py_ssize_t q = (Py_ssize_t)sample[a + i];
+                double x;
+                if (r == 0)
+                    x = (double)g[q];
+                else if (r == 1)
+                    x = (double)p[q];
+                else
+                    x = (double)p[q] - before[a + i];
+                buf[i] = x * x;
+            }
+            acc[r * T + ids[j]] += reduce_run(buf, len);
+        }
+        acc[3 * T + ids[j]] += counts[j];
+    }
+    Py_INCREF(Py_None);
+    res = Py_None;
+done:
+    PyMem_Free(buf);
+    PyBuffer_Release(&bg);
+    PyBuffer_Release(&bp);
+    PyBuffer_Release(&bb);
+    PyBuffer_Release(&bs);
+    PyBuffer_Release(&bst);
+    PyBuffer_Release(&bid);
+    PyBuffer_Release(&bc);
+    PyBuffer_Release(&ba);
+    return res;
+}
+
+/* finish(acc (4, T), fin (3, T), have (T,) bool, mask (T,) bool, stat_term (2, T),
+ *        (th_rel_g0, th_rel_g1), (th_ratio0, th_ratio1), every, n_have) -> n_have
+ * Controller._finish for T tensors: see its docstring; a tensor's results are kept if
+ * every or mask[k]; acc is zeroed, mask cleared (unless every), have updated. */
+static PyObject *finish(PyObject *self, PyObject *args) {
+    PyObject *acc_o, *fin_o, *have_o, *mask_o, *st_o;
+    double tg0, tg1, tr0, tr1;
+    int every;
+    Py_ssize_t n_have;
+    if (!PyArg_ParseTuple(args, "OOOOO(dd)(dd)pn", &acc_o, &fin_o, &have_o, &mask_o, &st_o, &tg0,
+                          &tg1, &tr0, &tr1, &every, &n_have))
+        return NULL;
+    Py_buffer ba, bf, bh, bm, bst;
+    if (PyObject_GetBuffer(have_o, &bh, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) return NULL;
+    const Py_ssize_t T = bh.len;
+    if (PyObject_GetBuffer(mask_o, &bm, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) {
+        PyBuffer_Release(&bh);
+        return NULL;
+    }
+    if (bm.len != T) {
+        PyErr_SetString(PyExc_ValueError, "finish: have and mask differ in length");
+        PyBuffer_Release(&bh);
+        PyBuffer_Release(&bm);
+        return NULL;
+    }
+    if (get_f64(acc_o, &ba, 4 * T, "acc", 1)) {
+        PyBuffer_Release(&bh);
+        PyBuffer_Release(&bm);
+        return NULL;
+    }
+    if (get_f64(fin_o, &bf, 3 * T, "fin", 1)) {
+        PyBuffer_Release(&bh);
+        PyBuffer_Release(&bm);
+        PyBuffer_Release(&ba);
+        return NULL;
+    }
+    if (get_f64(st_o, &bst, 2 * T, "stat_term", 1)) {
+        PyBuffer_Release(&bh);
+        PyBuffer_Release(&bm);
+        PyBuffer_Release(&ba);
+        PyBuffer_Release(&bf);
+        return NULL;
+    }
+    double *acc = (double *)ba.buf, *fin = (double *)bf.buf, *st = (double *)bst.buf;
+    unsigned char *have = (unsigned char *)bh.buf, *mask = (unsigned char *)bm.buf;
+    const int fill_first = n_have != T;
+    for (Py_ssize_t k = 0; k < T; k++) {
+        double cnt = acc[3 * T + k];
+        if (!every) cnt = cnt < 1.0 ? 1.0 : cnt; /* np.maximum(cnt, 1): cnt is a count */
+        double rg = acc[k] / cnt, rp = acc[T + k] / cnt, ru = acc[2 * T + k] / cnt;
+        rg = rg + 1e-30;
+        rp = rp + 0.0;
+        ru = ru + 1e-30;
+        rg = log(sqrt(rg) + 0.0);
+        rp = log(sqrt(rp) + 1e-3);
+        ru = log(sqrt(ru) + 0.0);
+        double ratio = ru - rp;
+        double rbar = fin[T + k] * 0.9;
+        double rel = rg * 0.1;
+        rbar = rbar + rel;
+        if (fill_first && !have[k]) rbar = rg;
+        rel = rg - rbar;
+        ratio = max_c64(ratio, -12.0);
+        rel = max_c64(rel, -3.0);
+        ratio = min_c64(ratio, 2.0);
+        rel = min_c64(rel, 3.0);
+        const double t0 = tg0 * rel, t1 = tg1 * rel, u0 = tr0 * ratio, u1 = tr1 * ratio;
+        if (every || mask[k]) {
+            fin[k] = rg;
+            fin[T + k] = rbar;
+            fin[2 * T + k] = ratio;
+            st[k] = t0 + u0;
+            st[T + k] = t1 + u1;
+        }
+    }
+    if (fill_first) {
+        n_have = 0;
+        for (Py_ssize_t k = 0; k < T; k++) {
+            if (every || mask[k]) have[k] = 1;
+            n_have += have[k] != 0;
+        }
+    }
+    if (!every) memset(mask, 0, (size_t)T);
+    memset(acc, 0, (size_t)(4 * T) * sizeof(double));
+    PyBuffer_Release(&bh);
+    PyBuffer_Release(&bm);
+    PyBuffer_Release(&ba);
+    PyBuffer_Release(&bf);
+    PyBuffer_Release(&bst);
+    return PyLong_FromSsize_t(n_have);
+}
+
+/* scalars(depth_term (2, T), stat_term (2, T), t0, t1, sh0, sh1, sh (2, t1 - t0) or None,
+ *         uses_stats, clip, out (2, t1 - t0))
+ * Controller.scalars for tensors [t0, t1) without the relative-lr column:
+ * out = exp(clip(depth + shared (+ stat), -clip, clip)), row 0 the lr multipliers, row 1
+ * the gains; shared is (sh0, sh1) for every tensor, or sh's columns (runs). */
+static PyObject *scalars(PyObject *self, PyObject *args) {
+    PyObject *dt_o, *st_o, *sh_o, *out_o;
+    Py_ssize_t t0, t1;
+    double sh0, sh1, c;
+    int uses_stats;
+    if (!PyArg_ParseTuple(args, "OOnnddOpdO", &dt_o, &st_o, &t0, &t1, &sh0, &sh1, &sh_o,
+                          &uses_stats, &c, &out_o))
+        return NULL;
+    Py_buffer bd, bs, bsh, bo;
+    if (PyObject_GetBuffer(dt_o, &bd, PyBUF_C_CONTIGUOUS) < 0) return NULL;
+    const Py_ssize_t T = bd.len / (Py_ssize_t)sizeof(double) / 2, k = t1 - t0;
+    int held_sh = 0;
+    PyObject *res = NULL;
+    if (get_f64(st_o, &bs, 2 * T, "stat_term", 0)) {
+        PyBuffer_Release(&bd);
+        return NULL;
+    }
+    if (t0 < 0 || t1 > T || k < 0) {
+        PyErr_SetString(PyExc_ValueError, "scalars: tensors out of range");
+        goto done2;
+    }
+    if (get_f64(out_o, &bo, 2 * k, "out", 1)) goto done2;
+    if (sh_o != Py_None) {
+        if (get_f64(sh_o, &bsh, 2 * k, "sh", 0)) goto done1;
+        held_sh = 1;
+    }
+    {
+        const double *dt = (const double *)bd.buf, *stt = (const double *)bs.buf;
+        const double *shv = held_sh ? (const double *)bsh.buf : NULL;
+        double *out = (double *)bo.buf;
+        for (Py_ssize_t j = 0; j < k; j++) {
+            for (int r = 0; r < 2; r++) {
+                double o = dt[r * T + t0 + j] + (shv ? shv[r * k + j] : (r ? sh1 : sh0));
+                if (uses_stats) o = o + stt[r * T + t0 + j];
+                o = max_c64(o, -c);
+                o = min_c64(o, c);
+                out[r * k + j] = exp(o);
+            }
+        }
+    }
+    Py_INCREF(Py_None);
+    res = Py_None;
+    if (held_sh) PyBuffer_Release(&bsh);
+done1:
+    PyBuffer_Release(&bo);
+done2:
+    PyBuffer_Release(&bd);
+    PyBuffer_Release(&bs);
+    return res;
+}
+
 static PyMethodDef methods[] = {
     {"halo", halo, METH_VARARGS, "HALO's elementwise update in one pass (see kernels/fused.py)."},
     {"adam", adam, METH_VARARGS, "Adam's update in one pass (see kernels/fused.py)."},
+    {"take64", take64, METH_VARARGS, "out = float64(src[idx])."},
+    {"gather", gather, METH_VARARGS, "HALO controller: a segment's statistics sums."},
+    {"finish", finish, METH_VARARGS, "HALO controller: finalise the gathered statistics."},
+    {"scalars", scalars, METH_VARARGS, "HALO controller: per-tensor lr multipliers and gains."},
     {NULL, NULL, 0, NULL},
 };
 

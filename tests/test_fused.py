@@ -179,3 +179,74 @@ def test_wrong_lengths_are_refused():
         fused.enabled().halo(p, p.copy(), p.copy(), p.copy(), 0.9, 0.999, 1e-8,
                              ((0, True, False, 0.0, 0, 1, 0.0),), 0, (), True,
                              np.zeros(3, np.float32), (), False, None)
+
+
+def _libm_is_numpys() -> bool:
+    """NumPy's float64 log and exp are the C library's on this build (the compiled
+    controller calls the C library; NumPy builds for AVX-512 vectorise their own)."""
+    import math
+
+    x = np.random.default_rng(0).uniform(-30.0, 30.0, 4096)
+    y = np.abs(x) + 1e-9
+    return bool(np.array_equal(np.exp(x), [math.exp(v) for v in x])
+                and np.array_equal(np.log(y), [math.log(v) for v in y]))
+
+
+def _train(weights, arch: str, sparse: bool, native: bool, monkeypatch):
+    from kernels.sparsity import parse_sparsity
+    from models.halo.optimizer import default_sparsity, make_halo, net_layout
+    from models.nets import build_network
+    from models.train import Trainer
+
+    monkeypatch.setenv(fused.ENV, "1" if native else "0")
+    shape = (12,) if arch == "mlp" else (16, 16, 1)
+    net = build_network(arch, shape, 3, seed=0)
+    opt = make_halo(None, weights=weights, kernel="elementwise", layout=net_layout(net))
+    probs = parse_sparsity(default_sparsity({"weights": weights}), net.n_layers) if sparse else None
+    tr = Trainer(net, opt, probs, seed=2)
+    assert (tr.state.tensors.ctrl.native is not None) == native
+    rng = np.random.default_rng(0)
+    for t in range(60):
+        x = rng.standard_normal((16, *shape)).astype(np.float32)
+        tr.step(x, rng.integers(0, 3, 16), t, t / 60)
+    ctrl = tr.state.tensors.ctrl
+    return net.params.data, tr.state.m, tr.state.v, ctrl.fin, ctrl.stat_term
+
+
+@needs_fused
+@pytest.mark.parametrize("weights", [str(p) for p in shipped_versions().values()],
+                         ids=list(shipped_versions()))
+@pytest.mark.parametrize("case", ["mlp-dense", "mlp-sparse", "cnn-b-sparse"])
+def test_halo_training_fused_is_numpy(weights, case, monkeypatch):
+    """Whole HALO training runs (kernel, the controller's statistics, finish and scalars
+    compiled) against the NumPy path: bit for bit where NumPy's log/exp are the C
+    library's, else within float32 rounding."""
+    arch, mode = case.rsplit("-", 1)
+    got = _train(weights, arch, mode == "sparse", True, monkeypatch)
+    want = _train(weights, arch, mode == "sparse", False, monkeypatch)
+    exact = _libm_is_numpys()
+    for a, b, what in zip(got, want, ("params", "m", "v", "statistics", "stat_term")):
+        if exact:
+            np.testing.assert_array_equal(a, b, err_msg=what)
+        else:
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6, err_msg=what)
+
+
+@needs_fused
+def test_controller_scalars_with_runs_fused_is_numpy(monkeypatch):
+    """The per-run shared part (adjacent layers at different counts) in the compiled path."""
+    from models.halo.controller import Controller
+
+    w = load_weights(shipped_versions()["halo-v2"])
+    out = []
+    for native in (True, False):
+        monkeypatch.setenv(fused.ENV, "1" if native else "0")
+        ctrl = Controller(w.theta, w.log_clip, [100, 50, 30, 8], [1.0, 0.3, -0.3, -1.0])
+        ctrl.begin_step(7, 0.8)
+        ctrl.stat_term[...] = np.random.default_rng(1).standard_normal((2, 4))
+        out.append(ctrl.scalars(slice(0, 4), 5, 0.4, ([3, 7], [(0, 2), (2, 4)])))
+    for a, b in zip(*out):
+        if _libm_is_numpys():
+            np.testing.assert_array_equal(a, b)
+        else:
+            np.testing.assert_allclose(a, b, rtol=1e-14)

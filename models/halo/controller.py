@@ -34,6 +34,7 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
+from kernels import fused
 from models.halo.arch import CONTROLLER_FEATURES
 
 SAMPLE = 1024
@@ -104,9 +105,12 @@ class Controller:
         self._clip_lo, self._clip_hi = _CLIP_LO[:, None], _CLIP_HI[:, None]
         self._c09, self._c01, self._one = np.float64(0.9), np.float64(0.1), np.float64(1.0)
         self._clip_out = (np.float64(-self.log_clip), np.float64(self.log_clip))
+        self._th_stats = ((float(self.theta[0, _F["rel_log_grad"]]), float(self.theta[1, _F["rel_log_grad"]])),
+                          (float(self.theta[0, _F["log_update_ratio"]]),
+                           float(self.theta[1, _F["log_update_ratio"]])))
         self._bind()
 
-    _VIEWS = ("_w_rows", "_w_log", "_w_clip", "_acc3", "_cnt", "_rbar", "_views")
+    _VIEWS = ("_w_rows", "_w_log", "_w_clip", "_acc3", "_cnt", "_rbar", "_views", "native")
 
     def _bind(self) -> None:
         """Views of the arrays above, made once (and again for a copy: a deep copy of a
@@ -117,6 +121,9 @@ class Controller:
         self._acc3, self._cnt = self.acc[:3], self.acc[3]
         self._rbar = self.fin[1]
         self._views: dict = {}  # scalars' views of depth_term, stat_term per slice of tensors
+        # the compiled finish/scalars/gather (kernels/_fused.c): the same float64 operations
+        # in the same order, one call each instead of ~10-20 NumPy calls (None: NumPy)
+        self.native = fused.enabled()
 
     def __getstate__(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k not in self._VIEWS}
@@ -164,6 +171,10 @@ class Controller:
         kept for the gathered ones only (``mask``) unless every tensor was gathered."""
         every = self.gathered_all
         self.gathered_any = self.gathered_all = False
+        if self.native is not None:
+            self.n_have = self.native.finish(self.acc, self.fin, self.have, self.mask, self.stat_term,
+                                            *self._th_stats, every, self.n_have)
+            return
         w, (r_g, rbar, ratio, rel) = self._w, self._w_rows
         x = self._w_log
         cnt = self._cnt
@@ -238,6 +249,8 @@ class Controller:
         (``count`` is then unused); the same numbers as one call per run.
         """
         th = self.theta
+        if self.native is not None and not self.uses_rel_lr and isinstance(ids, slice):
+            return self._fast_scalars(ids, count, progress, runs)
         if runs is None:
             sh = self._sh  # (2, 1): theta @ phi over the shared columns, per output
             sh[0, 0], sh[1, 0] = self._shared(count, progress)
@@ -267,6 +280,22 @@ class Controller:
         if self.uses_rel_lr:  # the only reader of the recorded log multipliers
             self.log_mult[ids] = out[0]
         np.exp(out, out=out)
+        return out[0], out[1]
+
+    def _fast_scalars(self, ids: slice, count: int, progress: float, runs: Optional[tuple]):
+        """:meth:`scalars` in one compiled call (no relative-lr column, a slice of tensors)."""
+        t0, t1 = ids.start, ids.stop
+        out = np.empty((2, t1 - t0))
+        if runs is None:
+            s0, s1 = self._shared(count, progress)
+            sh = None
+        else:
+            s0 = s1 = 0.0
+            sh = np.empty((2, t1 - t0))
+            for c, (a, b) in zip(*runs):
+                sh[0, a:b], sh[1, a:b] = self._shared(c, progress)
+        self.native.scalars(self.depth_term, self.stat_term, t0, t1, s0, s1, sh, self.uses_stats,
+                           self.log_clip, out)
         return out[0], out[1]
 
     def _shared(self, count: int, progress: float):
@@ -308,6 +337,17 @@ class Controller:
         the update.  Sums are taken in float64.
         """
         if seg.sample.size == 0:
+            return
+        if self.native is not None:
+            if p_before.dtype != np.float64:  # as the NumPy path's float64 difference
+                p_before = p_before.astype(np.float64)
+            self.native.gather(g, p_after, p_before, seg.sample, seg.sample_starts, seg.sampled_ids,
+                              seg.sample_counts, self.acc)
+            self.gathered_any = True
+            if seg.all_tensors:
+                self.gathered_all = True
+            else:
+                self.mask[seg.sampled] = True
             return
         x, sums = seg.x, seg.sums  # (3, samples) and (4, sampled tensors), row 3 the counts
         if seg.sample_all:  # every element is sampled: slices instead of gathers

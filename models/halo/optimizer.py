@@ -112,6 +112,7 @@ class Segment(NamedTuple):
     x: np.ndarray
     sums: np.ndarray
     all_tensors: bool
+    sampled_ids: np.ndarray
 
     @classmethod
     def of(cls, starts: np.ndarray, lo: int, hi: int, ctrl: Controller) -> Segment:
@@ -139,7 +140,8 @@ class Segment(NamedTuple):
         return cls(slice(first, last), bounds, np.diff(bounds), sample,
                    np.cumsum([0] + lengths[:-1]).astype(np.int64), counts, ids,
                    sample.size == n and bool(np.array_equal(sample, np.arange(n))),
-                   np.empty((3, sample.size)), sums, len(sampled) == starts.size - 1)
+                   np.empty((3, sample.size)), sums, len(sampled) == starts.size - 1,
+                   np.asarray(sampled, np.int64))
 
 
 def _weights(weights: Union[None, str, Path, HaloWeights]) -> Tuple[HaloWeights, str]:
@@ -227,9 +229,13 @@ def make_halo(lr: Optional[float] = None, *, weights: Union[None, str, Path, Hal
         mult, gain = ctrl.scalars(seg.ids, info.count, info.progress,
                                   None if split is None else ([c for _, _, c in info.runs], split[1]))
         before = None
+        fast = ctrl.native
         if ctrl.uses_stats and seg.sample.size:  # params[sample] before the step, float64
             before = seg.x[2]
-            before[...] = params if seg.sample_all else params[seg.sample]
+            if fast is not None:
+                fast.take64(params, seg.sample, before)
+            else:
+                before[...] = params if seg.sample_all else params[seg.sample]
         if split is None:
             kern.update(params, grads, state.m, state.v, int(info.count),
                         Pieces(seg.bounds, lr * mult, gain, seg.sizes))
