@@ -106,7 +106,7 @@ class Controller:
         self._c09, self._c01, self._one = np.float64(0.9), np.float64(0.1), np.float64(1.0)
         self._clip_out = (np.float64(-self.log_clip), np.float64(self.log_clip))
         self._th_stats = tuple((float(self.theta[0, _F[f]]), float(self.theta[1, _F[f]]))
-                               for f in _STAT_FEATURES[::-1])  # (rel_log_grad, update ratio)
+                               for f in _STAT_FEATURES)  # (rel_log_grad, log_update_ratio)
         self._bind()
 
     _VIEWS = ("_w_rows", "_w_log", "_w_clip", "_acc3", "_cnt", "_rbar", "_views", "native")
