@@ -46,37 +46,17 @@ static inline float min_c(float x, float c) { return c < x ? c : x; }
 static inline double max_c64(double x, double c) { return c > x ? c : x; }
 static inline double min_c64(double x, double c) { return c < x ? c : x; }
 
-/* A float32 operand that is either one value or a vector over the segment. */
+/* A float32 constant of E (per tensor); a scale may be absent (on = 0). */
 typedef struct {
-    const float *vec; /* NULL: the scalar val */
     float val;
-    Py_buffer view;
-    int held;
+    int on;
 } operand;
 
-static int get_operand(PyObject *o, Py_ssize_t n, const char *name, operand *out) {
-    out->vec = NULL;
-    out->held = 0;
-    if (PyFloat_Check(o) || PyLong_Check(o)) {
-        double x = PyFloat_AsDouble(o);
-        if (x == -1.0 && PyErr_Occurred()) return -1;
-        out->val = (float)x;
-        return 0;
-    }
-    if (PyObject_GetBuffer(o, &out->view, PyBUF_C_CONTIGUOUS) < 0) return -1;
-    out->held = 1;
-    if (out->view.len != n * (Py_ssize_t)sizeof(float)) {
-        PyErr_Format(PyExc_ValueError, "%s: expected %zd float32 values, got %zd bytes", name, n,
-                     out->view.len);
-        return -1;
-    }
-    out->vec = (const float *)out->view.buf;
-    return 0;
-}
-
-static void release(operand *o) {
-    if (o->held) PyBuffer_Release(&o->view);
-    o->held = 0;
+static operand scalar_op(float x) {
+    operand o;
+    o.val = x;
+    o.on = 1;
+    return o;
 }
 
 static int check_len(Py_buffer *b, Py_ssize_t n, const char *name) {
@@ -91,6 +71,7 @@ static int check_len(Py_buffer *b, Py_ssize_t n, const char *name) {
 typedef struct {
     int k, base_is_m, has_kappa, even, odd;
     float kappa, hi, lo;
+    double abs_beta; /* |beta| in float64 (E's constants are folded in float64) */
 } pair_t;
 
 typedef struct {
@@ -159,36 +140,24 @@ CLONES static void halo_loop(Py_ssize_t n, float *restrict P, const float *restr
             for (int i = 0; i < w; i++) acc[i] = acc[i] + zk[i] * cf;
         }
         if (nterms == 0) {
-            if (c0->vec)
-                for (int i = 0; i < w; i++) e[i] = c0->vec[i0 + i];
-            else
-                for (int i = 0; i < w; i++) e[i] = c0->val;
+            for (int i = 0; i < w; i++) e[i] = c0->val;
         } else {
             for (int j = 0; j < nterms; j++) {
                 const float *mkk = mk[terms[j].k];
-                const operand *c = &terms[j].c;
+                const float c = terms[j].c.val;
                 if (j == 0) {
-                    if (c->vec)
-                        for (int i = 0; i < w; i++) e[i] = mkk[i] * c->vec[i0 + i];
-                    else
-                        for (int i = 0; i < w; i++) e[i] = mkk[i] * c->val;
+                    for (int i = 0; i < w; i++) e[i] = mkk[i] * c;
                 } else {
-                    if (c->vec)
-                        for (int i = 0; i < w; i++) t[i] = mkk[i] * c->vec[i0 + i];
-                    else
-                        for (int i = 0; i < w; i++) t[i] = mkk[i] * c->val;
+                    for (int i = 0; i < w; i++) t[i] = mkk[i] * c;
                     for (int i = 0; i < w; i++) e[i] = e[i] + t[i];
                 }
             }
-            if (c0->vec)
-                for (int i = 0; i < w; i++) e[i] = e[i] + c0->vec[i0 + i];
-            else
-                for (int i = 0; i < w; i++) e[i] = e[i] + c0->val;
+            for (int i = 0; i < w; i++) e[i] = e[i] + c0->val;
             if (clamp)
                 for (int i = 0; i < w; i++) e[i] = max_c(e[i], 0.0f);
         }
-        if (scale->vec)
-            for (int i = 0; i < w; i++) e[i] = e[i] * scale->vec[i0 + i];
+        if (scale->on)
+            for (int i = 0; i < w; i++) e[i] = e[i] * scale->val;
         if (sub)
             for (int i = 0; i < w; i++) p[i] = p[i] - acc[i] * e[i];
         else
@@ -209,16 +178,13 @@ typedef struct {
     const operand *c0, *ck, *scale;
 } one_args;
 
-/* One block of at most BLK elements.  EM, how E's operands arrive: 0 c0 and c_k scalars;
- * 1 scalars and a per-element scale; 2 c0 and c_k per-element vectors (c_k only if NT).
- * The pointers are restrict parameters (GCC does not vectorise a loop whose pointers are
- * picked with ?: in the same function). */
+/* One block of at most BLK elements; SC: E has a scale (one tensor of several with a shared
+ * gain).  The pointers are restrict parameters: GCC vectorises this loop. */
 static inline __attribute__((always_inline)) void one_block(
     const int w, float *restrict p, float *restrict m, float *restrict v, const float *restrict g,
-    const float *restrict c0p, const float *restrict ckp, const float *restrict scp, const float c0s,
-    const float cks, const float b1, const float b2, const float eps, const float kappa,
-    const float he, const float hi, const float lo, const float floor, const float sgn,
-    const int HAS_K, const int BASE_M, const int ODD, const int NT, const int EM) {
+    const float c0, const float ck, const float sc, const float b1, const float b2, const float eps,
+    const float kappa, const float he, const float hi, const float lo, const float floor,
+    const float sgn, const int HAS_K, const int BASE_M, const int ODD, const int NT, const int SC) {
     for (int i = 0; i < w; i++) {
         const float gi = g[i];
         float mm = m[i] * b1;
@@ -242,16 +208,15 @@ static inline __attribute__((always_inline)) void one_block(
         const float mk = max_c(fabsf(z), he);
         if (ODD == 2) z = z + min_c(max_c(z, lo), hi);
         if (ODD == 3) z = z - min_c(max_c(z, lo), hi);
-        const float c0 = EM == 2 ? c0p[i] : c0s;
         float e;
         if (NT) {
-            e = mk * (EM == 2 ? ckp[i] : cks);
+            e = mk * ck;
             e = e + c0;
             e = max_c(e, floor);
         } else {
             e = c0;
         }
-        if (EM == 1) e = e * scp[i];
+        if (SC) e = e * sc;
         const float d = z * e;
         p[i] = p[i] + d * sgn;
     }
@@ -260,212 +225,300 @@ static inline __attribute__((always_inline)) void one_block(
 static inline __attribute__((always_inline)) void one_pair_body(const one_args *a, Py_ssize_t n,
                                                                  const int HAS_K, const int BASE_M,
                                                                  const int ODD, const int NT,
-                                                                 const int EM) {
+                                                                 const int SC) {
     /* max(e, -inf) is e (NaN stays NaN); d * -1 is -d exactly, and p + (-d) is p - d */
     const float floor = a->clamp ? 0.0f : -INFINITY, sgn = a->sub ? -1.0f : 1.0f;
-    const float c0s = a->c0->val, cks = NT ? a->ck->val : 0.0f;
+    const float ck = NT ? a->ck->val : 0.0f;
     for (Py_ssize_t i0 = 0; i0 < n; i0 += BLK) {
         const int w = (int)(n - i0 < BLK ? n - i0 : BLK);
-        one_block(w, a->P + i0, a->M + i0, a->V + i0, a->G + i0,
-                  EM == 2 ? a->c0->vec + i0 : NULL, (EM == 2 && NT) ? a->ck->vec + i0 : NULL,
-                  EM == 1 ? a->scale->vec + i0 : NULL, c0s, cks, a->b1, a->b2, a->eps, a->kappa,
-                  a->he, a->hi, a->lo, floor, sgn, HAS_K, BASE_M, ODD, NT, EM);
+        one_block(w, a->P + i0, a->M + i0, a->V + i0, a->G + i0, a->c0->val, ck, a->scale->val,
+                  a->b1, a->b2, a->eps, a->kappa, a->he, a->hi, a->lo, floor, sgn, HAS_K, BASE_M,
+                  ODD, NT, SC);
     }
 }
 
 typedef void (*one_fn)(const one_args *, Py_ssize_t);
-CLONES static void one_k0b0o1n0m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 0, 1, 0, 0); }
-CLONES static void one_k0b0o1n0m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 0, 1, 0, 1); }
-CLONES static void one_k0b0o1n0m2(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 0, 1, 0, 2); }
-CLONES static void one_k0b0o1n1m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 0, 1, 1, 0); }
-CLONES static void one_k0b0o1n1m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 0, 1, 1, 1); }
-CLONES static void one_k0b0o1n1m2(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 0, 1, 1, 2); }
-CLONES static void one_k0b0o2n0m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 0, 2, 0, 0); }
-CLONES static void one_k0b0o2n0m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 0, 2, 0, 1); }
-CLONES static void one_k0b0o2n0m2(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 0, 2, 0, 2); }
-CLONES static void one_k0b0o2n1m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 0, 2, 1, 0); }
-CLONES static void one_k0b0o2n1m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 0, 2, 1, 1); }
-CLONES static void one_k0b0o2n1m2(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 0, 2, 1, 2); }
-CLONES static void one_k0b0o3n0m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 0, 3, 0, 0); }
-CLONES static void one_k0b0o3n0m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 0, 3, 0, 1); }
-CLONES static void one_k0b0o3n0m2(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 0, 3, 0, 2); }
-CLONES static void one_k0b0o3n1m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 0, 3, 1, 0); }
-CLONES static void one_k0b0o3n1m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 0, 3, 1, 1); }
-CLONES static void one_k0b0o3n1m2(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 0, 3, 1, 2); }
-CLONES static void one_k0b1o1n0m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 1, 1, 0, 0); }
-CLONES static void one_k0b1o1n0m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 1, 1, 0, 1); }
-CLONES static void one_k0b1o1n0m2(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 1, 1, 0, 2); }
-CLONES static void one_k0b1o1n1m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 1, 1, 1, 0); }
-CLONES static void one_k0b1o1n1m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 1, 1, 1, 1); }
-CLONES static void one_k0b1o1n1m2(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 1, 1, 1, 2); }
-CLONES static void one_k0b1o2n0m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 1, 2, 0, 0); }
-CLONES static void one_k0b1o2n0m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 1, 2, 0, 1); }
-CLONES static void one_k0b1o2n0m2(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 1, 2, 0, 2); }
-CLONES static void one_k0b1o2n1m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 1, 2, 1, 0); }
-CLONES static void one_k0b1o2n1m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 1, 2, 1, 1); }
-CLONES static void one_k0b1o2n1m2(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 1, 2, 1, 2); }
-CLONES static void one_k0b1o3n0m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 1, 3, 0, 0); }
-CLONES static void one_k0b1o3n0m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 1, 3, 0, 1); }
-CLONES static void one_k0b1o3n0m2(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 1, 3, 0, 2); }
-CLONES static void one_k0b1o3n1m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 1, 3, 1, 0); }
-CLONES static void one_k0b1o3n1m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 1, 3, 1, 1); }
-CLONES static void one_k0b1o3n1m2(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 1, 3, 1, 2); }
-CLONES static void one_k1b0o1n0m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 0, 1, 0, 0); }
-CLONES static void one_k1b0o1n0m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 0, 1, 0, 1); }
-CLONES static void one_k1b0o1n0m2(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 0, 1, 0, 2); }
-CLONES static void one_k1b0o1n1m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 0, 1, 1, 0); }
-CLONES static void one_k1b0o1n1m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 0, 1, 1, 1); }
-CLONES static void one_k1b0o1n1m2(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 0, 1, 1, 2); }
-CLONES static void one_k1b0o2n0m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 0, 2, 0, 0); }
-CLONES static void one_k1b0o2n0m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 0, 2, 0, 1); }
-CLONES static void one_k1b0o2n0m2(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 0, 2, 0, 2); }
-CLONES static void one_k1b0o2n1m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 0, 2, 1, 0); }
-CLONES static void one_k1b0o2n1m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 0, 2, 1, 1); }
-CLONES static void one_k1b0o2n1m2(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 0, 2, 1, 2); }
-CLONES static void one_k1b0o3n0m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 0, 3, 0, 0); }
-CLONES static void one_k1b0o3n0m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 0, 3, 0, 1); }
-CLONES static void one_k1b0o3n0m2(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 0, 3, 0, 2); }
-CLONES static void one_k1b0o3n1m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 0, 3, 1, 0); }
-CLONES static void one_k1b0o3n1m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 0, 3, 1, 1); }
-CLONES static void one_k1b0o3n1m2(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 0, 3, 1, 2); }
-CLONES static void one_k1b1o1n0m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 1, 1, 0, 0); }
-CLONES static void one_k1b1o1n0m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 1, 1, 0, 1); }
-CLONES static void one_k1b1o1n0m2(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 1, 1, 0, 2); }
-CLONES static void one_k1b1o1n1m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 1, 1, 1, 0); }
-CLONES static void one_k1b1o1n1m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 1, 1, 1, 1); }
-CLONES static void one_k1b1o1n1m2(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 1, 1, 1, 2); }
-CLONES static void one_k1b1o2n0m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 1, 2, 0, 0); }
-CLONES static void one_k1b1o2n0m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 1, 2, 0, 1); }
-CLONES static void one_k1b1o2n0m2(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 1, 2, 0, 2); }
-CLONES static void one_k1b1o2n1m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 1, 2, 1, 0); }
-CLONES static void one_k1b1o2n1m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 1, 2, 1, 1); }
-CLONES static void one_k1b1o2n1m2(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 1, 2, 1, 2); }
-CLONES static void one_k1b1o3n0m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 1, 3, 0, 0); }
-CLONES static void one_k1b1o3n0m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 1, 3, 0, 1); }
-CLONES static void one_k1b1o3n0m2(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 1, 3, 0, 2); }
-CLONES static void one_k1b1o3n1m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 1, 3, 1, 0); }
-CLONES static void one_k1b1o3n1m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 1, 3, 1, 1); }
-CLONES static void one_k1b1o3n1m2(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 1, 3, 1, 2); }
+CLONES static void one_k0b0o1n0s0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 0, 1, 0, 0); }
+CLONES static void one_k0b0o1n0s1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 0, 1, 0, 1); }
+CLONES static void one_k0b0o1n1s0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 0, 1, 1, 0); }
+CLONES static void one_k0b0o1n1s1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 0, 1, 1, 1); }
+CLONES static void one_k0b0o2n0s0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 0, 2, 0, 0); }
+CLONES static void one_k0b0o2n0s1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 0, 2, 0, 1); }
+CLONES static void one_k0b0o2n1s0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 0, 2, 1, 0); }
+CLONES static void one_k0b0o2n1s1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 0, 2, 1, 1); }
+CLONES static void one_k0b0o3n0s0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 0, 3, 0, 0); }
+CLONES static void one_k0b0o3n0s1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 0, 3, 0, 1); }
+CLONES static void one_k0b0o3n1s0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 0, 3, 1, 0); }
+CLONES static void one_k0b0o3n1s1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 0, 3, 1, 1); }
+CLONES static void one_k0b1o1n0s0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 1, 1, 0, 0); }
+CLONES static void one_k0b1o1n0s1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 1, 1, 0, 1); }
+CLONES static void one_k0b1o1n1s0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 1, 1, 1, 0); }
+CLONES static void one_k0b1o1n1s1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 1, 1, 1, 1); }
+CLONES static void one_k0b1o2n0s0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 1, 2, 0, 0); }
+CLONES static void one_k0b1o2n0s1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 1, 2, 0, 1); }
+CLONES static void one_k0b1o2n1s0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 1, 2, 1, 0); }
+CLONES static void one_k0b1o2n1s1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 1, 2, 1, 1); }
+CLONES static void one_k0b1o3n0s0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 1, 3, 0, 0); }
+CLONES static void one_k0b1o3n0s1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 1, 3, 0, 1); }
+CLONES static void one_k0b1o3n1s0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 1, 3, 1, 0); }
+CLONES static void one_k0b1o3n1s1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 1, 3, 1, 1); }
+CLONES static void one_k1b0o1n0s0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 0, 1, 0, 0); }
+CLONES static void one_k1b0o1n0s1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 0, 1, 0, 1); }
+CLONES static void one_k1b0o1n1s0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 0, 1, 1, 0); }
+CLONES static void one_k1b0o1n1s1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 0, 1, 1, 1); }
+CLONES static void one_k1b0o2n0s0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 0, 2, 0, 0); }
+CLONES static void one_k1b0o2n0s1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 0, 2, 0, 1); }
+CLONES static void one_k1b0o2n1s0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 0, 2, 1, 0); }
+CLONES static void one_k1b0o2n1s1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 0, 2, 1, 1); }
+CLONES static void one_k1b0o3n0s0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 0, 3, 0, 0); }
+CLONES static void one_k1b0o3n0s1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 0, 3, 0, 1); }
+CLONES static void one_k1b0o3n1s0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 0, 3, 1, 0); }
+CLONES static void one_k1b0o3n1s1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 0, 3, 1, 1); }
+CLONES static void one_k1b1o1n0s0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 1, 1, 0, 0); }
+CLONES static void one_k1b1o1n0s1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 1, 1, 0, 1); }
+CLONES static void one_k1b1o1n1s0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 1, 1, 1, 0); }
+CLONES static void one_k1b1o1n1s1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 1, 1, 1, 1); }
+CLONES static void one_k1b1o2n0s0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 1, 2, 0, 0); }
+CLONES static void one_k1b1o2n0s1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 1, 2, 0, 1); }
+CLONES static void one_k1b1o2n1s0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 1, 2, 1, 0); }
+CLONES static void one_k1b1o2n1s1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 1, 2, 1, 1); }
+CLONES static void one_k1b1o3n0s0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 1, 3, 0, 0); }
+CLONES static void one_k1b1o3n0s1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 1, 3, 0, 1); }
+CLONES static void one_k1b1o3n1s0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 1, 3, 1, 0); }
+CLONES static void one_k1b1o3n1s1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 1, 3, 1, 1); }
 
-/* [has kappa][base is m][odd mode - 1][E reads M][E's operands] */
-static const one_fn ONE_PAIR[2][2][3][2][3] = {
-    {{{{one_k0b0o1n0m0, one_k0b0o1n0m1, one_k0b0o1n0m2}, {one_k0b0o1n1m0, one_k0b0o1n1m1, one_k0b0o1n1m2}}, {{one_k0b0o2n0m0, one_k0b0o2n0m1, one_k0b0o2n0m2}, {one_k0b0o2n1m0, one_k0b0o2n1m1, one_k0b0o2n1m2}}, {{one_k0b0o3n0m0, one_k0b0o3n0m1, one_k0b0o3n0m2}, {one_k0b0o3n1m0, one_k0b0o3n1m1, one_k0b0o3n1m2}}}, {{{one_k0b1o1n0m0, one_k0b1o1n0m1, one_k0b1o1n0m2}, {one_k0b1o1n1m0, one_k0b1o1n1m1, one_k0b1o1n1m2}}, {{one_k0b1o2n0m0, one_k0b1o2n0m1, one_k0b1o2n0m2}, {one_k0b1o2n1m0, one_k0b1o2n1m1, one_k0b1o2n1m2}}, {{one_k0b1o3n0m0, one_k0b1o3n0m1, one_k0b1o3n0m2}, {one_k0b1o3n1m0, one_k0b1o3n1m1, one_k0b1o3n1m2}}}},
-    {{{{one_k1b0o1n0m0, one_k1b0o1n0m1, one_k1b0o1n0m2}, {one_k1b0o1n1m0, one_k1b0o1n1m1, one_k1b0o1n1m2}}, {{one_k1b0o2n0m0, one_k1b0o2n0m1, one_k1b0o2n0m2}, {one_k1b0o2n1m0, one_k1b0o2n1m1, one_k1b0o2n1m2}}, {{one_k1b0o3n0m0, one_k1b0o3n0m1, one_k1b0o3n0m2}, {one_k1b0o3n1m0, one_k1b0o3n1m1, one_k1b0o3n1m2}}}, {{{one_k1b1o1n0m0, one_k1b1o1n0m1, one_k1b1o1n0m2}, {one_k1b1o1n1m0, one_k1b1o1n1m1, one_k1b1o1n1m2}}, {{one_k1b1o2n0m0, one_k1b1o2n0m1, one_k1b1o2n0m2}, {one_k1b1o2n1m0, one_k1b1o2n1m1, one_k1b1o2n1m2}}, {{one_k1b1o3n0m0, one_k1b1o3n0m1, one_k1b1o3n0m2}, {one_k1b1o3n1m0, one_k1b1o3n1m1, one_k1b1o3n1m2}}}}};
+/* [has kappa][base is m][odd mode - 1][E reads M][E has a scale] */
+static const one_fn ONE_PAIR[2][2][3][2][2] = {
+    {{{{one_k0b0o1n0s0, one_k0b0o1n0s1}, {one_k0b0o1n1s0, one_k0b0o1n1s1}}, {{one_k0b0o2n0s0, one_k0b0o2n0s1}, {one_k0b0o2n1s0, one_k0b0o2n1s1}}, {{one_k0b0o3n0s0, one_k0b0o3n0s1}, {one_k0b0o3n1s0, one_k0b0o3n1s1}}}, {{{one_k0b1o1n0s0, one_k0b1o1n0s1}, {one_k0b1o1n1s0, one_k0b1o1n1s1}}, {{one_k0b1o2n0s0, one_k0b1o2n0s1}, {one_k0b1o2n1s0, one_k0b1o2n1s1}}, {{one_k0b1o3n0s0, one_k0b1o3n0s1}, {one_k0b1o3n1s0, one_k0b1o3n1s1}}}},
+    {{{{one_k1b0o1n0s0, one_k1b0o1n0s1}, {one_k1b0o1n1s0, one_k1b0o1n1s1}}, {{one_k1b0o2n0s0, one_k1b0o2n0s1}, {one_k1b0o2n1s0, one_k1b0o2n1s1}}, {{one_k1b0o3n0s0, one_k1b0o3n0s1}, {one_k1b0o3n1s0, one_k1b0o3n1s1}}}, {{{one_k1b1o1n0s0, one_k1b1o1n0s1}, {one_k1b1o1n1s0, one_k1b1o1n1s1}}, {{one_k1b1o2n0s0, one_k1b1o2n0s1}, {one_k1b1o2n1s0, one_k1b1o2n1s1}}, {{one_k1b1o3n0s0, one_k1b1o3n0s1}, {one_k1b1o3n1s0, one_k1b1o3n1s1}}}}};
 
-/* halo(p, g, m, v, b1, b2, eps, pairs, first_odd, odd_rest, sub, c0, terms, clamp, scale)
- *
- * p, m, v: writable float32 (n,); g: float32 (n,).  b1, b2, eps: float32 values.
- * pairs: ((k, base_is_m, has_kappa, kappa, even, odd, abs_beta), ...) as
- * kernels.halo_plan.Pair / StepPlan hold them; first_odd: the pair holding A (-1: the
- * parameters do not move); odd_rest: ((k, coef), ...); sub: p -= A E (else p += A E);
- * c0: E's constant; terms: ((k, c_k), ...) of E = c0 + sum c_k M_k (empty: E = c0);
- * clamp: E = max(E, 0); scale: None or E's per-element factor.  c0, c_k: a float or a
- * float32 (n,) vector.  The order of operations is ElementwiseKernel._chunk's. */
-static PyObject *halo(PyObject *self, PyObject *args) {
-    Py_buffer bp, bg, bm, bv;
-    float b1, b2, eps;
-    PyObject *pairs_o, *rest_o, *c0_o, *terms_o, *scale_o;
-    int first_odd, sub, clamp;
-    pair_t pairs[MAXP];
-    int np_ = 0, nrest = 0, nterms = 0;
-    int rest_k[MAXP];
-    float rest_c[MAXP];
-    term_t terms[MAXP];
-    operand c0, scale;
-    PyObject *result = NULL;
-    c0.held = scale.held = 0;
-    c0.vec = scale.vec = NULL;
-    for (int j = 0; j < MAXP; j++) terms[j].c.held = 0;
-
-    if (!PyArg_ParseTuple(args, "w*y*w*w*fffO!iO!pOO!pO", &bp, &bg, &bm, &bv, &b1, &b2, &eps,
-                          &PyTuple_Type, &pairs_o, &first_odd, &PyTuple_Type, &rest_o, &sub,
-                          &c0_o, &PyTuple_Type, &terms_o, &clamp, &scale_o))
-        return NULL;
-    const Py_ssize_t n = bp.len / (Py_ssize_t)sizeof(float);
-    if (check_len(&bp, n, "p") || check_len(&bg, n, "g") || check_len(&bm, n, "m") ||
-        check_len(&bv, n, "v"))
-        goto done;
-    np_ = (int)PyTuple_GET_SIZE(pairs_o);
-    nrest = (int)PyTuple_GET_SIZE(rest_o);
-    nterms = (int)PyTuple_GET_SIZE(terms_o);
-    if (np_ > MAXP || nrest > MAXP || nterms > MAXP) {
-        PyErr_Format(PyExc_ValueError, "at most %d mirror pairs, got %d", MAXP, np_);
-        goto done;
-    }
-    for (int j = 0; j < np_; j++) {
-        pair_t *pr = &pairs[j];
-        float ab;
-        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(pairs_o, j), "ippfiif", &pr->k, &pr->base_is_m,
-                              &pr->has_kappa, &pr->kappa, &pr->even, &pr->odd, &ab))
-            goto done;
-        if (pr->k < 0 || pr->k >= MAXP) {
-            PyErr_Format(PyExc_ValueError, "pair index %d out of range", pr->k);
-            goto done;
-        }
-        pr->hi = ab;
-        pr->lo = -ab;
-    }
-    for (int j = 0; j < nrest; j++) {
-        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(rest_o, j), "if", &rest_k[j], &rest_c[j])) goto done;
-        if (rest_k[j] < 0 || rest_k[j] >= MAXP) {
-            PyErr_Format(PyExc_ValueError, "pair index %d out of range", rest_k[j]);
-            goto done;
-        }
-    }
-    for (int j = 0; j < nterms; j++) {
-        PyObject *it = PyTuple_GET_ITEM(terms_o, j), *c;
-        if (!PyArg_ParseTuple(it, "iO", &terms[j].k, &c)) goto done;
-        if (terms[j].k < 0 || terms[j].k >= MAXP) {
-            PyErr_Format(PyExc_ValueError, "pair index %d out of range", terms[j].k);
-            goto done;
-        }
-        if (get_operand(c, n, "c_k", &terms[j].c)) goto done;
-    }
-    if (first_odd >= MAXP) {
-        PyErr_Format(PyExc_ValueError, "pair index %d out of range", first_odd);
-        goto done;
-    }
-    if (get_operand(c0_o, n, "c0", &c0)) goto done;
-    if (scale_o != Py_None && get_operand(scale_o, n, "scale", &scale)) goto done;
-
+/* One HALO update of n elements (pointers already offset to the first): the one-pair loop
+ * when the plan has that shape, else the staged loop.  Called without the GIL. */
+static void run_halo(Py_ssize_t n, float *P, const float *G, float *M, float *V, float b1,
+                     float b2, float eps, const pair_t *pairs, int np_, int first_odd,
+                     const int *rest_k, const float *rest_c, int nrest, const term_t *terms,
+                     int nterms, const operand *c0, int clamp, const operand *scale, int sub) {
     one_fn one = NULL;
-    /* E's operands: 0 all scalars; 1 scalars and a scale vector; 2 vectors, no scale */
-    const int em = scale.vec ? ((c0.vec || (nterms && terms[0].c.vec)) ? -1 : 1)
-                             : (c0.vec ? ((nterms == 0 || terms[0].c.vec) ? 2 : -1)
-                                       : ((nterms && terms[0].c.vec) ? -1 : 0));
-    if (em >= 0 && np_ == 1 && nrest == 0 && nterms <= 1 && first_odd == pairs[0].k &&
+    if (np_ == 1 && nrest == 0 && nterms <= 1 && first_odd == pairs[0].k &&
         pairs[0].odd >= 1 && pairs[0].odd <= 3 && pairs[0].even >= 0 && pairs[0].even <= 2 &&
         (nterms == 0 || (terms[0].k == pairs[0].k && pairs[0].even >= 1)))
         one = ONE_PAIR[pairs[0].has_kappa ? 1 : 0][pairs[0].base_is_m ? 1 : 0][pairs[0].odd - 1]
-                      [nterms][em];
+                      [nterms][scale->on ? 1 : 0];
     if (one != NULL) {
         const pair_t pr = pairs[0];
-        const one_args oa = {(float *)bp.buf, (float *)bm.buf, (float *)bv.buf,
-                             (const float *)bg.buf, b1, b2, eps, pr.kappa,
-                             pr.even == 2 ? pr.hi : 0.0f, pr.hi, pr.lo,
-                             clamp, sub, &c0, nterms ? &terms[0].c : NULL, &scale};
-        Py_BEGIN_ALLOW_THREADS
+        const one_args oa = {P, M, V, G, b1, b2, eps, pr.kappa, pr.even == 2 ? pr.hi : 0.0f, pr.hi,
+                             pr.lo, clamp, sub, c0, nterms ? &terms[0].c : NULL, scale};
         one(&oa, n);
-        Py_END_ALLOW_THREADS
-        Py_INCREF(Py_None);
-        result = Py_None;
+        return;
+    }
+    halo_loop(n, P, G, M, V, b1, b2, eps, pairs, np_, first_odd, rest_k, rest_c, nrest, terms,
+              nterms, c0, clamp, scale, sub);
+}
+
+/* The plan's pairs and odd coefficients from their Python tuples (see halo()). */
+static int parse_plan(PyObject *pairs_o, PyObject *rest_o, int first_odd, pair_t *pairs, int *np_,
+                      int *rest_k, float *rest_c, int *nrest) {
+    *np_ = (int)PyTuple_GET_SIZE(pairs_o);
+    *nrest = (int)PyTuple_GET_SIZE(rest_o);
+    if (*np_ > MAXP || *nrest > MAXP) {
+        PyErr_Format(PyExc_ValueError, "at most %d mirror pairs, got %d", MAXP, *np_);
+        return -1;
+    }
+    for (int j = 0; j < *np_; j++) {
+        pair_t *pr = &pairs[j];
+        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(pairs_o, j), "ippfiid", &pr->k, &pr->base_is_m,
+                              &pr->has_kappa, &pr->kappa, &pr->even, &pr->odd, &pr->abs_beta))
+            return -1;
+        if (pr->k < 0 || pr->k >= MAXP) {
+            PyErr_Format(PyExc_ValueError, "pair index %d out of range", pr->k);
+            return -1;
+        }
+        pr->hi = (float)pr->abs_beta;
+        pr->lo = -pr->hi;
+    }
+    for (int j = 0; j < *nrest; j++) {
+        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(rest_o, j), "if", &rest_k[j], &rest_c[j])) return -1;
+        if (rest_k[j] < 0 || rest_k[j] >= MAXP) {
+            PyErr_Format(PyExc_ValueError, "pair index %d out of range", rest_k[j]);
+            return -1;
+        }
+    }
+    if (first_odd >= MAXP) {
+        PyErr_Format(PyExc_ValueError, "pair index %d out of range", first_odd);
+        return -1;
+    }
+    return 0;
+}
+
+
+
+/* halo_tensors(p, g, m, v, b1, b2, eps, pairs, first_odd, odd_rest, sub, bounds, lr, gamma,
+ *              d_scale, q_bias, q_coef, any_even)
+ *
+ * halo() for a segment of tensors given by bounds (int64 (k+1,)), their learning rates
+ * and gains (float64 (k,)), with E's constants made here, per tensor, by exactly the
+ * float64 operations of ElementwiseKernel._e_plan (and kernels.halo_fold's
+ * shared_gain / tensor_scalars / tensor_arrays), rounded to float32 where it rounds, and
+ * the same choice between its forms (one tensor; a shared gain; per-tensor gains), so
+ * the result is halo()'s with _e_plan's vectors, without building them.  d_scale, q_bias,
+ * q_coef (one float per pair): the plan's; any_even: some pair has an even part. */
+static PyObject *halo_tensors(PyObject *self, PyObject *args) {
+    Py_buffer bp, bg, bm, bv, bb, blr, bga;
+    float b1, b2, eps;
+    PyObject *pairs_o, *rest_o, *qc_o;
+    int first_odd, sub, any_even;
+    double d_scale, q_bias, qc[MAXP];
+    pair_t pairs[MAXP];
+    int np_ = 0, nrest = 0;
+    int rest_k[MAXP];
+    float rest_c[MAXP];
+    PyObject *result = NULL;
+    if (!PyArg_ParseTuple(args, "w*y*w*w*fffO!iO!py*y*y*ddOp", &bp, &bg, &bm, &bv, &b1, &b2, &eps,
+                          &PyTuple_Type, &pairs_o, &first_odd, &PyTuple_Type, &rest_o, &sub, &bb,
+                          &blr, &bga, &d_scale, &q_bias, &qc_o, &any_even))
+        return NULL;
+    const Py_ssize_t n = bp.len / (Py_ssize_t)sizeof(float);
+    const Py_ssize_t K = blr.len / (Py_ssize_t)sizeof(double);
+    if (check_len(&bp, n, "p") || check_len(&bg, n, "g") || check_len(&bm, n, "m") ||
+        check_len(&bv, n, "v"))
+        goto done;
+    if (K < 1 || bga.len != blr.len || bb.len != (K + 1) * 8) {
+        PyErr_SetString(PyExc_ValueError, "halo_tensors: bounds (k+1,), lr and gamma (k,) needed");
         goto done;
     }
-    Py_BEGIN_ALLOW_THREADS
-    halo_loop(n, (float *)bp.buf, (const float *)bg.buf, (float *)bm.buf, (float *)bv.buf, b1, b2,
-              eps, pairs, np_, first_odd, rest_k, rest_c, nrest, terms, nterms, &c0, clamp, &scale,
-              sub);
-    Py_END_ALLOW_THREADS
+    if (parse_plan(pairs_o, rest_o, first_odd, pairs, &np_, rest_k, rest_c, &nrest)) goto done;
+    {
+        PyObject *fast = PySequence_Fast(qc_o, "q_coef must be a sequence");
+        if (fast == NULL) goto done;
+        if (PySequence_Fast_GET_SIZE(fast) != np_) {
+            Py_DECREF(fast);
+            PyErr_SetString(PyExc_ValueError, "halo_tensors: one q_coef per pair");
+            goto done;
+        }
+        for (int k = 0; k < np_; k++) {
+            qc[k] = PyFloat_AsDouble(PySequence_Fast_GET_ITEM(fast, k));
+            if (qc[k] == -1.0 && PyErr_Occurred()) {
+                Py_DECREF(fast);
+                goto done;
+            }
+        }
+        Py_DECREF(fast);
+    }
+    {
+        const long long *bounds = (const long long *)bb.buf;
+        const double *lr = (const double *)blr.buf, *gamma = (const double *)bga.buf;
+        if (bounds[0] != 0 || bounds[K] != n) {
+            PyErr_SetString(PyExc_ValueError, "halo_tensors: bounds must run from 0 to n");
+            goto done;
+        }
+        for (Py_ssize_t t = 0; t < K; t++)
+            if (bounds[t + 1] < bounds[t]) {
+                PyErr_SetString(PyExc_ValueError, "halo_tensors: bounds must not decrease");
+                goto done;
+            }
+        const double d = fabs(d_scale);
+        int one = K == 1, same_gamma = 1;
+        if (!one) { /* len(set(gamma)) == 1 and len(set(lr)) == 1 (NaN: never equal) */
+            for (Py_ssize_t t = 1; t < K; t++) same_gamma = same_gamma && gamma[t] == gamma[0];
+            if (same_gamma) {
+                int same_lr = 1;
+                for (Py_ssize_t t = 1; t < K; t++) same_lr = same_lr && lr[t] == lr[0];
+                if (same_lr) one = 1; /* one piece [0, n) */
+            }
+        }
+        const Py_ssize_t pieces = one ? 1 : K;
+        term_t terms[MAXP];
+        int nterms = 0, clamp = 0;
+        operand c0 = scalar_op(0.0f), scale = scalar_op(0.0f);
+        scale.on = 0;
+        /* the shared-gain form's tensor-independent part (shared_gain) */
+        double sg_c0 = 0.0, sg_x[MAXP];
+        int sg_clamp = 0;
+        if (any_even && same_gamma) {
+            const double gam = gamma[0];
+            double acc = 0.0;
+            int neg = 0;
+            sg_c0 = 1.0 + gam * q_bias;
+            for (int k = 0; k < np_; k++) {
+                const double x = gam * qc[k];
+                sg_x[k] = x;
+                neg = neg || x < 0.0;
+                acc = acc + x * pairs[k].abs_beta;
+            }
+            sg_clamp = neg || sg_c0 + acc < 0.0;
+        }
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t t = 0; t < pieces; t++) {
+            const Py_ssize_t a = one ? 0 : (Py_ssize_t)bounds[t];
+            const Py_ssize_t b = one ? n : (Py_ssize_t)bounds[t + 1];
+            if (b <= a) continue;
+            nterms = 0;
+            scale.on = 0;
+            if (!any_even) { /* E = |lr| d (1 + gamma q_bias) */
+                const double e0 = fabs(lr[t]) * d * (1.0 + gamma[t] * q_bias);
+                c0 = scalar_op((float)e0);
+                clamp = 0;
+            } else if (same_gamma && one) { /* folded into one set of constants */
+                const double lr1 = fabs(lr[0]) * d;
+                c0 = scalar_op((float)(sg_c0 * lr1));
+                for (int k = 0; k < np_; k++)
+                    if (sg_x[k] != 0.0) {
+                        terms[nterms].k = k;
+                        terms[nterms++].c = scalar_op((float)(sg_x[k] * lr1));
+                    }
+                clamp = sg_clamp;
+            } else if (same_gamma) { /* shared phi, each tensor's |lr D| as the scale */
+                c0 = scalar_op((float)sg_c0);
+                for (int k = 0; k < np_; k++)
+                    if (sg_x[k] != 0.0) {
+                        terms[nterms].k = k;
+                        terms[nterms++].c = scalar_op((float)sg_x[k]);
+                    }
+                clamp = sg_clamp;
+                scale = scalar_op((float)(fabs(lr[t]) * d));
+            } else if (one) { /* tensor_scalars */
+                const double sc = fabs(lr[0] * d_scale);
+                const double e0 = sc * (1.0 + gamma[0] * q_bias);
+                double low = 0.0;
+                int neg = 0;
+                c0 = scalar_op((float)e0);
+                for (int k = 0; k < np_; k++) {
+                    const double ek = sc * gamma[0] * qc[k];
+                    low = low + ek * pairs[k].abs_beta;
+                    neg = neg || ek < 0.0;
+                    if (ek != 0.0) {
+                        terms[nterms].k = k;
+                        terms[nterms++].c = scalar_op((float)ek);
+                    }
+                }
+                clamp = neg || e0 + low < 0.0;
+            } else { /* tensor_arrays: every pair with q_coef != 0, clamped */
+                const double sc = fabs(lr[t] * d_scale);
+                const double sg = sc * gamma[t];
+                c0 = scalar_op((float)(sc * (1.0 + gamma[t] * q_bias)));
+                for (int k = 0; k < np_; k++)
+                    if (qc[k] != 0.0) {
+                        terms[nterms].k = k;
+                        terms[nterms++].c = scalar_op((float)(sg * qc[k]));
+                    }
+                clamp = 1;
+            }
+            run_halo(b - a, (float *)bp.buf + a, (const float *)bg.buf + a, (float *)bm.buf + a,
+                     (float *)bv.buf + a, b1, b2, eps, pairs, np_, first_odd, rest_k, rest_c, nrest,
+                     terms, nterms, &c0, clamp, &scale, sub);
+        }
+        Py_END_ALLOW_THREADS
+    }
     Py_INCREF(Py_None);
     result = Py_None;
 done:
-    for (int j = 0; j < nterms && j < MAXP; j++) release(&terms[j].c);
-    release(&c0);
-    release(&scale);
     PyBuffer_Release(&bp);
     PyBuffer_Release(&bg);
     PyBuffer_Release(&bm);
     PyBuffer_Release(&bv);
+    PyBuffer_Release(&bb);
+    PyBuffer_Release(&blr);
+    PyBuffer_Release(&bga);
     return result;
 }
 
@@ -810,8 +863,8 @@ done2:
 }
 
 static PyMethodDef methods[] = {
-    {"halo", halo, METH_VARARGS, "HALO's elementwise update in one pass (see kernels/fused.py)."},
     {"adam", adam, METH_VARARGS, "Adam's update in one pass (see kernels/fused.py)."},
+    {"halo_tensors", halo_tensors, METH_VARARGS, "HALO's update of a segment of tensors."},
     {"take64", take64, METH_VARARGS, "out = float64(src[idx])."},
     {"gather", gather, METH_VARARGS, "HALO controller: a segment's statistics sums."},
     {"finish", finish, METH_VARARGS, "HALO controller: finalise the gathered statistics."},

@@ -166,10 +166,10 @@ class ElementwiseKernel(KernelBase):
         ``(a, b, lr, gamma)`` tuples.
         """
         plan = self._prepare(count)
-        e_plan = self._e_plan(plan, Pieces.of(pieces))
         if self._native is not None:
-            self._fused(p, g, m, v, plan, e_plan)
+            self._fused(p, g, m, v, plan, Pieces.of(pieces))
             return
+        e_plan = self._e_plan(plan, Pieces.of(pieces))
         n = p.shape[0]
         c = self.chunk
         if n <= c:
@@ -181,30 +181,25 @@ class ElementwiseKernel(KernelBase):
             self._chunk(p[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi],
                         full if hi - lo == c else self._scratch(hi - lo), plan, e_plan, lo, hi)
 
-    def _fused(self, p, g, m, v, plan: StepPlan, e_plan) -> None:
+    def _fused(self, p, g, m, v, plan: StepPlan, pieces: Pieces) -> None:
         """The whole segment in one call of the fused loop (``kernels/_fused.c``): the
-        operations of :meth:`_chunk` in the same order, so the same float32 results."""
+        operations of :meth:`_chunk`, with :meth:`_e_plan`'s constants made per tensor in
+        C by the same float64 operations, so the same float32 results."""
         static = plan.native
         if static is None:
             static = plan.native = (
                 tuple([(pl.k, pl.base_is_m, pl.has_kappa, float(plan.kappa[pl.k]), pl.even, pl.odd,
-                        plan.abs_beta[pl.k]) for pl in plan.pairs]),
+                        float(plan.abs_beta[pl.k])) for pl in plan.pairs]),
                 -1 if plan.first_odd is None else plan.first_odd,
-                tuple([(k, float(c)) for k, c in plan.odd_rest]), plan.apply is _sub)
-        pairs, first_odd, rest, sub = static
-        kind = e_plan[0]
-        if kind == "scalar":
-            c0, terms, clamp, scale = e_plan[1], (), False, None
-        elif kind == "shared":
-            _, c0, terms, clamp, scale = e_plan
-        else:
-            _, c0, terms, clamp = e_plan
-            scale = None
-        c0 = c0 if c0.ndim else float(c0)
-        terms = tuple([(k, c if c.ndim else float(c)) for k, c in terms])
+                tuple([(k, float(c)) for k, c in plan.odd_rest]), plan.apply is _sub,
+                float(plan.eps), float(plan.d_scale), float(plan.q_bias),
+                tuple([float(c) for c in plan.q_coef]), bool(plan.any_even))
+        pairs, first_odd, rest, sub, eps, d_scale, q_bias, q_coef, any_even = static
         b1, b2 = self._fb
-        self._native.halo(p, g, m, v, b1, b2, float(plan.eps), pairs, first_odd, rest, sub, c0,
-                          terms, bool(clamp), scale)
+        self._native.halo_tensors(p, g, m, v, b1, b2, eps, pairs, first_odd, rest, sub, pieces.bounds,
+                                  np.ascontiguousarray(pieces.lr, np.float64),
+                                  np.ascontiguousarray(pieces.gamma, np.float64), d_scale, q_bias,
+                                  q_coef, any_even)
 
     @staticmethod
     def _e_plan(plan: StepPlan, pieces: Pieces):
