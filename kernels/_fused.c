@@ -614,89 +614,115 @@ static double reduce_run(const double *a, Py_ssize_t n) {
     return n <= 1 ? (n == 1 ? a[0] : 0.0) : a[0] + pairwise(a + 1, n - 1);
 }
 
-/* take64(src float32 (n,), idx int64 (k,), out float64 (k,)): out = src[idx] */
-static PyObject *take64(PyObject *self, PyObject *args) {
-    Py_buffer bs, bi, bo;
-    if (!PyArg_ParseTuple(args, "y*y*w*", &bs, &bi, &bo)) return NULL;
-    PyObject *res = NULL;
-    const Py_ssize_t n = bs.len / (Py_ssize_t)sizeof(float), k = bi.len / 8;
-    if (bo.len != k * (Py_ssize_t)sizeof(double)) {
-        PyErr_SetString(PyExc_ValueError, "take64: out must hold one float64 per index");
-        goto done;
+/* A segment's statistics sample: per sampled tensor j, len_j elements from first[j] with
+ * step stride[j] (a strided slice of that tensor), stored from starts[j] on (len_j =
+ * starts[j+1] - starts[j], the last up to S).  Checks that every run stays inside [0, n). */
+typedef struct {
+    const long long *first, *stride, *starts;
+    Py_ssize_t J, S;
+} runs_t;
+
+static int parse_runs(Py_buffer *bf, Py_buffer *bs, Py_buffer *bst, Py_ssize_t S, Py_ssize_t n,
+                      runs_t *r) {
+    r->J = bst->len / 8;
+    r->S = S;
+    r->first = (const long long *)bf->buf;
+    r->stride = (const long long *)bs->buf;
+    r->starts = (const long long *)bst->buf;
+    if (bf->len != bst->len || bs->len != bst->len) {
+        PyErr_SetString(PyExc_ValueError, "sample runs: first, stride, starts differ in length");
+        return -1;
     }
-    const float *src = (const float *)bs.buf;
-    const long long *idx = (const long long *)bi.buf;
-    double *out = (double *)bo.buf;
-    for (Py_ssize_t i = 0; i < k; i++) {
-        if (idx[i] < 0 || idx[i] >= n) {
-            PyErr_Format(PyExc_IndexError, "take64: index %lld out of [0, %zd)", idx[i], n);
-            goto done;
+    for (Py_ssize_t j = 0; j < r->J; j++) {
+        const long long a = r->starts[j], b = j + 1 < r->J ? r->starts[j + 1] : S;
+        if (a < 0 || b > S || a > b || r->stride[j] < 1 || r->first[j] < 0 ||
+            (b > a && r->first[j] + (b - a - 1) * r->stride[j] >= n)) {
+            PyErr_SetString(PyExc_ValueError, "sample runs out of range");
+            return -1;
         }
-        out[i] = (double)src[idx[i]];
+    }
+    return 0;
+}
+
+/* take(src float32 (n,), first, stride, starts int64 (J,), out float32 (S,)): the sample */
+static PyObject *take(PyObject *self, PyObject *args) {
+    Py_buffer bsrc, bf, bs, bst, bo;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*w*", &bsrc, &bf, &bs, &bst, &bo)) return NULL;
+    PyObject *res = NULL;
+    runs_t r;
+    const Py_ssize_t n = bsrc.len / (Py_ssize_t)sizeof(float);
+    if (parse_runs(&bf, &bs, &bst, bo.len / (Py_ssize_t)sizeof(float), n, &r)) goto done;
+    {
+        const float *src = (const float *)bsrc.buf;
+        float *out = (float *)bo.buf;
+        for (Py_ssize_t j = 0; j < r.J; j++) {
+            const Py_ssize_t a = r.starts[j], b = j + 1 < r.J ? r.starts[j + 1] : r.S;
+            const float *x = src + r.first[j];
+            const Py_ssize_t st = r.stride[j];
+            for (Py_ssize_t i = 0; i < b - a; i++) out[a + i] = x[i * st];
+        }
     }
     Py_INCREF(Py_None);
     res = Py_None;
 done:
+    PyBuffer_Release(&bsrc);
+    PyBuffer_Release(&bf);
     PyBuffer_Release(&bs);
-    PyBuffer_Release(&bi);
+    PyBuffer_Release(&bst);
     PyBuffer_Release(&bo);
     return res;
 }
 
-/* gather(g, p_after float32 (n,), before float64 (S,), sample int64 (S,), starts int64 (J,),
- *        ids int64 (J,), counts float64 (J,), acc float64 (4, T))
- * Controller.gather_segment's sums: per sampled tensor j (samples [starts[j], starts[j+1])),
- * acc[r, ids[j]] += the reduceat-ordered sum of g^2, p^2, (p - before)^2 (r = 0, 1, 2) and
- * acc[3, ids[j]] += counts[j]. */
+/* gather(g, p_after float32 (n,), before float32 (S,), first, stride, starts, ids int64 (J,),
+ *        counts float64 (J,), acc float64 (4, T))
+ * Controller.gather_segment's sums: per sampled tensor j, acc[r, ids[j]] += the
+ * reduceat-ordered float64 sum of g^2, p^2, (p - before)^2 (r = 0, 1, 2) over its sample,
+ * and acc[3, ids[j]] += counts[j]. */
 static PyObject *gather(PyObject *self, PyObject *args) {
-    Py_buffer bg, bp, bb, bs, bst, bid, bc, ba;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*w*", &bg, &bp, &bb, &bs, &bst, &bid, &bc, &ba))
+    Py_buffer bg, bp, bb, bf, bs, bst, bid, bc, ba;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*y*w*", &bg, &bp, &bb, &bf, &bs, &bst, &bid, &bc,
+                          &ba))
         return NULL;
     PyObject *res = NULL;
     double *buf = NULL;
-    const Py_ssize_t n = bg.len / (Py_ssize_t)sizeof(float), S = bs.len / 8, J = bst.len / 8;
+    runs_t r;
+    const Py_ssize_t n = bg.len / (Py_ssize_t)sizeof(float), S = bb.len / (Py_ssize_t)sizeof(float);
     const Py_ssize_t T = ba.len / (Py_ssize_t)sizeof(double) / 4;
-    if (bp.len != bg.len || bb.len != S * 8 || bid.len != J * 8 || bc.len != J * 8 ||
+    if (parse_runs(&bf, &bs, &bst, S, n, &r)) goto done;
+    if (bp.len != bg.len || bid.len != r.J * 8 || bc.len != r.J * 8 ||
         ba.len != 4 * T * (Py_ssize_t)sizeof(double)) {
         PyErr_SetString(PyExc_ValueError, "gather: inconsistent array lengths");
         goto done;
     }
-    const float *g = (const float *)bg.buf, *p = (const float *)bp.buf;
-    const double *before = (const double *)bb.buf, *counts = (const double *)bc.buf;
-    const long long *sample = (const long long *)bs.buf, *starts = (const long long *)bst.buf,
-                    *ids = (const long long *)bid.buf;
+    const float *g = (const float *)bg.buf, *p = (const float *)bp.buf, *before = (const float *)bb.buf;
+    const double *counts = (const double *)bc.buf;
+    const long long *ids = (const long long *)bid.buf;
     double *acc = (double *)ba.buf;
-    buf = (double *)PyMem_Malloc((size_t)(S > 0 ? S : 1) * sizeof(double));
+    for (Py_ssize_t j = 0; j < r.J; j++)
+        if (ids[j] < 0 || ids[j] >= T) {
+            PyErr_SetString(PyExc_ValueError, "gather: tensor ids out of range");
+            goto done;
+        }
+    buf = (double *)PyMem_Malloc((size_t)(3 * (S > 0 ? S : 1)) * sizeof(double));
     if (buf == NULL) {
         PyErr_NoMemory();
         goto done;
     }
-    for (Py_ssize_t j = 0; j < J; j++) {
-        const Py_ssize_t a = (Py_ssize_t)starts[j], b = j + 1 < J ? (Py_ssize_t)starts[j + 1] : S;
-        if (a < 0 || b > S || a > b || ids[j] < 0 || ids[j] >= T) {
-            PyErr_SetString(PyExc_ValueError, "gather: sample runs or tensor ids out of range");
-            goto done;
+    for (Py_ssize_t j = 0; j < r.J; j++) {
+        const Py_ssize_t a = r.starts[j], len = (j + 1 < r.J ? r.starts[j + 1] : S) - a;
+        const Py_ssize_t st = r.stride[j];
+        const float *gj = g + r.first[j], *pj = p + r.first[j], *bj = before + a;
+        double *x0 = buf, *x1 = buf + len, *x2 = buf + 2 * len;
+        for (Py_ssize_t i = 0; i < len; i++) {
+            const double gv = (double)gj[i * st], pv = (double)pj[i * st];
+            const double u = pv - (double)bj[i];
+            x0[i] = gv * gv;
+            x1[i] = pv * pv;
+            x2[i] = u * u;
         }
-        for (Py_ssize_t i = a; i < b; i++)
-            if (sample[i] < 0 || sample[i] >= n) {
-                PyErr_SetString(PyExc_IndexError, "gather: sample index out of range");
-                goto done;
-            }
-        const Py_ssize_t len = b - a;
-        for (int r = 0; r < 3; r++) {
-            for (Py_ssize_t i = 0; i < len; i++) {
-                const Py_ssize_t q = (Py_ssize_t)sample[a + i];
-                double x;
-                if (r == 0)
-                    x = (double)g[q];
-                else if (r == 1)
-                    x = (double)p[q];
-                else
-                    x = (double)p[q] - before[a + i];
-                buf[i] = x * x;
-            }
-            acc[r * T + ids[j]] += reduce_run(buf, len);
-        }
+        acc[ids[j]] += reduce_run(x0, len);
+        acc[T + ids[j]] += reduce_run(x1, len);
+        acc[2 * T + ids[j]] += reduce_run(x2, len);
         acc[3 * T + ids[j]] += counts[j];
     }
     Py_INCREF(Py_None);
@@ -706,6 +732,7 @@ done:
     PyBuffer_Release(&bg);
     PyBuffer_Release(&bp);
     PyBuffer_Release(&bb);
+    PyBuffer_Release(&bf);
     PyBuffer_Release(&bs);
     PyBuffer_Release(&bst);
     PyBuffer_Release(&bid);
@@ -865,7 +892,7 @@ done2:
 static PyMethodDef methods[] = {
     {"adam", adam, METH_VARARGS, "Adam's update in one pass (see kernels/fused.py)."},
     {"halo_tensors", halo_tensors, METH_VARARGS, "HALO's update of a segment of tensors."},
-    {"take64", take64, METH_VARARGS, "out = float64(src[idx])."},
+    {"take", take, METH_VARARGS, "HALO controller: a segment's statistics sample."},
     {"gather", gather, METH_VARARGS, "HALO controller: a segment's statistics sums."},
     {"finish", finish, METH_VARARGS, "HALO controller: finalise the gathered statistics."},
     {"scalars", scalars, METH_VARARGS, "HALO controller: per-tensor lr multipliers and gains."},

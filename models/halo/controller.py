@@ -333,15 +333,14 @@ class Controller:
         ``seg``: a ``models.halo.optimizer.Segment`` (``sample`` positions, per-tensor
         ``sample_starts``, ``sampled`` tensor ids); ``g``, ``p_after``: the segment's
         gradient and updated parameters; ``p_before``: ``params[seg.sample]`` before
-        the update.  Sums are taken in float64.
+        the update (float32 or float64; the compiled sums take float32).  Sums are taken
+        in float64.
         """
         if seg.sample.size == 0:
             return
-        if self.native is not None:
-            if p_before.dtype != np.float64:  # as the NumPy path's float64 difference
-                p_before = p_before.astype(np.float64)
-            self.native.gather(g, p_after, p_before, seg.sample, seg.sample_starts, seg.sampled_ids,
-                              seg.sample_counts, self.acc)
+        if self.native is not None and p_before.dtype == np.float32:
+            self.native.gather(g, p_after, p_before, seg.sample_first, seg.sample_stride,
+                               seg.sample_starts, seg.sampled_ids, seg.sample_counts, self.acc)
             self.gathered_any = True
             if seg.all_tensors:
                 self.gathered_all = True

@@ -98,7 +98,10 @@ class Segment(NamedTuple):
     ``sample_all``: every element of the segment is sampled (``sample`` is ``0..n-1``);
     ``x`` float64 (3, samples) and ``sums`` float64 (4, sampled tensors), row 3 the
     sample counts: the statistics' scratch, allocated once with the segment;
-    ``all_tensors``: every tensor of the layout is sampled here.
+    ``all_tensors``: every tensor of the layout is sampled here; ``sampled_ids`` int64:
+    ``sampled`` as an array; ``sample_first``, ``sample_stride`` int64: each sampled
+    tensor's run as a strided slice of the segment (what the compiled statistics read);
+    ``before32`` float32 (samples,): their scratch for the parameters before the step.
     """
 
     ids: slice
@@ -113,6 +116,9 @@ class Segment(NamedTuple):
     sums: np.ndarray
     all_tensors: bool
     sampled_ids: np.ndarray
+    sample_first: np.ndarray
+    sample_stride: np.ndarray
+    before32: np.ndarray
 
     @classmethod
     def of(cls, starts: np.ndarray, lo: int, hi: int, ctrl: Controller) -> Segment:
@@ -121,12 +127,16 @@ class Segment(NamedTuple):
         bounds = np.clip(starts[first:last + 1], lo, hi) - lo
         runs: List[np.ndarray] = []
         sampled: List[int] = []
+        firsts: List[int] = []
+        strides: List[int] = []
         for k in range(first, last):
             sl = ctrl.sample_slice(k, int(starts[k]) - lo, int(bounds[k - first]),
                                    int(bounds[k - first + 1]))
             if sl is not None:
                 runs.append(np.arange(sl.start, sl.stop, sl.step, dtype=np.int64))
                 sampled.append(k)
+                firsts.append(sl.start)
+                strides.append(sl.step)
         lengths = [r.size for r in runs]
         ids: Union[slice, np.ndarray] = np.asarray(sampled, np.int64)
         if sampled and sampled == list(range(sampled[0], sampled[-1] + 1)):
@@ -141,7 +151,8 @@ class Segment(NamedTuple):
                    np.cumsum([0] + lengths[:-1]).astype(np.int64), counts, ids,
                    sample.size == n and bool(np.array_equal(sample, np.arange(n))),
                    np.empty((3, sample.size)), sums, len(sampled) == starts.size - 1,
-                   np.asarray(sampled, np.int64))
+                   np.asarray(sampled, np.int64), np.asarray(firsts, np.int64),
+                   np.asarray(strides, np.int64), np.empty(sample.size, np.float32))
 
 
 def _weights(weights: Union[None, str, Path, HaloWeights]) -> Tuple[HaloWeights, str]:
@@ -231,10 +242,11 @@ def make_halo(lr: Optional[float] = None, *, weights: Union[None, str, Path, Hal
         before = None
         fast = ctrl.native
         if ctrl.uses_stats and seg.sample.size:  # params[sample] before the step, float64
-            before = seg.x[2]
-            if fast is not None:
-                fast.take64(params, seg.sample, before)
+            if fast is not None:  # float32: the values are parameters
+                before = seg.before32
+                fast.take(params, seg.sample_first, seg.sample_stride, seg.sample_starts, before)
             else:
+                before = seg.x[2]
                 before[...] = params if seg.sample_all else params[seg.sample]
         if split is None:
             kern.update(params, grads, state.m, state.v, int(info.count),
