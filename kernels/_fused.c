@@ -315,106 +315,149 @@ static void run_halo(Py_ssize_t n, float *P, const float *G, float *M, float *V,
               nterms, c0, clamp, scale, sub);
 }
 
-/* The plan's pairs and odd coefficients from their Python tuples (see halo()). */
-static int parse_plan(PyObject *pairs_o, PyObject *rest_o, int first_odd, pair_t *pairs, int *np_,
-                      int *rest_k, float *rest_c, int *nrest) {
-    *np_ = (int)PyTuple_GET_SIZE(pairs_o);
-    *nrest = (int)PyTuple_GET_SIZE(rest_o);
-    if (*np_ > MAXP || *nrest > MAXP) {
-        PyErr_Format(PyExc_ValueError, "at most %d mirror pairs, got %d", MAXP, *np_);
+/* The per-parameter MLP in mirror-pair form as Python floats: (b_q, ((w_g, w_m, delta, mu,
+ * b), ...)) (kernels.halo_fold.mlp_floats). */
+typedef struct {
+    double q_bias;
+    int n;
+    double w_g[MAXP], w_m[MAXP], delta[MAXP], mu[MAXP], b[MAXP];
+} mlp_t;
+
+static int parse_mlp(PyObject *o, mlp_t *mlp) {
+    PyObject *pp;
+    if (!PyArg_ParseTuple(o, "dO!", &mlp->q_bias, &PyTuple_Type, &pp)) return -1;
+    mlp->n = (int)PyTuple_GET_SIZE(pp);
+    if (mlp->n > MAXP) {
+        PyErr_Format(PyExc_ValueError, "at most %d mirror pairs, got %d", MAXP, mlp->n);
         return -1;
     }
-    for (int j = 0; j < *np_; j++) {
-        pair_t *pr = &pairs[j];
-        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(pairs_o, j), "ippfiid", &pr->k, &pr->base_is_m,
-                              &pr->has_kappa, &pr->kappa, &pr->even, &pr->odd, &pr->abs_beta))
+    for (int k = 0; k < mlp->n; k++)
+        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(pp, k), "ddddd", &mlp->w_g[k], &mlp->w_m[k],
+                              &mlp->delta[k], &mlp->mu[k], &mlp->b[k]))
             return -1;
-        if (pr->k < 0 || pr->k >= MAXP) {
-            PyErr_Format(PyExc_ValueError, "pair index %d out of range", pr->k);
-            return -1;
-        }
-        pr->hi = (float)pr->abs_beta;
-        pr->lo = -pr->hi;
-    }
-    for (int j = 0; j < *nrest; j++) {
-        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(rest_o, j), "if", &rest_k[j], &rest_c[j])) return -1;
-        if (rest_k[j] < 0 || rest_k[j] >= MAXP) {
-            PyErr_Format(PyExc_ValueError, "pair index %d out of range", rest_k[j]);
-            return -1;
-        }
-    }
-    if (first_odd >= MAXP) {
-        PyErr_Format(PyExc_ValueError, "pair index %d out of range", first_odd);
-        return -1;
-    }
     return 0;
+}
+
+/* A count's plan: kernels.halo_fold.fold_floats and kernels.halo_plan's pairs_of /
+ * StepPlan in C, the same float64 operations in the same order (pow and sqrt are the C
+ * library's, as Python's float ** and math.sqrt), rounded to float32 where they round. */
+typedef struct {
+    pair_t pairs[MAXP];
+    int np_, first_odd, rest_k[MAXP], nrest, sub, any_even;
+    float rest_c[MAXP], eps;
+    double d_scale, q_bias, qc[MAXP];
+} plan_t;
+
+static void fold_plan(const mlp_t *mlp, double beta1, double beta2, double eps, long long count,
+                      plan_t *pl) {
+    const double a_m = (1.0 - beta1) / (1.0 - pow(beta1, (double)count));
+    const double a_v = sqrt((1.0 - beta2) / (1.0 - pow(beta2, (double)count)));
+    double d_scale = 0.0, q_bias = mlp->q_bias, d_coef[MAXP];
+    int np_ = 0;
+    for (int j = 0; j < mlp->n; j++) {
+        const double w_g = mlp->w_g[j], w_m = mlp->w_m[j], delta = mlp->delta[j], mu = mlp->mu[j],
+                     b = mlp->b[j];
+        const double u_g = w_g / a_v, u_m = w_m * a_m / a_v;
+        if (u_g == 0.0 && u_m == 0.0) { /* dead pair: h+ = h- = relu(b), constant */
+            q_bias += mu * 2.0 * (b > 0.0 ? b : 0.0);
+            continue;
+        }
+        int base_is_m;
+        double rho, kappa;
+        if (fabs(u_m) >= fabs(u_g)) {
+            base_is_m = 1, rho = u_m, kappa = u_g / u_m;
+        } else {
+            base_is_m = 0, rho = u_g, kappa = u_m / u_g;
+        }
+        const int odd = delta != 0.0, even = mu != 0.0;
+        if (!(odd || even)) continue;
+        const double beta = b / fabs(rho), ab = fabs(beta);
+        pair_t *pr = &pl->pairs[np_];
+        pr->k = np_;
+        pr->base_is_m = base_is_m;
+        pr->has_kappa = kappa != 0.0;
+        pr->kappa = (float)kappa;
+        pr->abs_beta = ab;
+        pr->hi = (float)ab;
+        pr->lo = -pr->hi;
+        pr->even = !even ? 0 : (ab != 0.0 ? 2 : 1);
+        pr->odd = !odd ? 0 : (ab == 0.0 ? 1 : (beta > 0.0 ? 2 : 3));
+        if (odd) {
+            if (d_scale == 0.0) d_scale = delta * rho;
+            d_coef[np_] = delta * rho / d_scale;
+        } else {
+            d_coef[np_] = 0.0;
+        }
+        if (even) {
+            q_bias += mu * fabs(rho) * beta;
+            pl->qc[np_] = mu * fabs(rho);
+        } else {
+            pl->qc[np_] = 0.0;
+        }
+        np_++;
+    }
+    pl->np_ = np_;
+    pl->first_odd = -1;
+    pl->nrest = 0;
+    pl->any_even = 0;
+    for (int k = 0; k < np_; k++) {
+        pl->any_even = pl->any_even || pl->pairs[k].even;
+        if (!pl->pairs[k].odd) continue;
+        if (pl->first_odd < 0) {
+            pl->first_odd = k;
+        } else {
+            pl->rest_k[pl->nrest] = k;
+            pl->rest_c[pl->nrest++] = (float)d_coef[k];
+        }
+    }
+    pl->sub = d_scale > 0.0;
+    pl->eps = (float)(eps / a_v);
+    pl->d_scale = d_scale;
+    pl->q_bias = q_bias;
 }
 
 
 
-/* halo_tensors(p, g, m, v, b1, b2, eps, pairs, first_odd, odd_rest, sub, bounds, lr, gamma,
- *              d_scale, q_bias, q_coef, any_even)
- *
- * halo() for a segment of tensors given by bounds (int64 (k+1,)), their learning rates
- * and gains (float64 (k,)), with E's constants made here, per tensor, by exactly the
- * float64 operations of ElementwiseKernel._e_plan (and kernels.halo_fold's
- * shared_gain / tensor_scalars / tensor_arrays), rounded to float32 where it rounds, and
- * the same choice between its forms (one tensor; a shared gain; per-tensor gains), so
- * the result is halo()'s with _e_plan's vectors, without building them.  d_scale, q_bias,
- * q_coef (one float per pair): the plan's; any_even: some pair has an even part. */
-static PyObject *halo_tensors(PyObject *self, PyObject *args) {
-    Py_buffer bp, bg, bm, bv, bb, blr, bga;
-    float b1, b2, eps;
-    PyObject *pairs_o, *rest_o, *qc_o;
-    int first_odd, sub, any_even;
-    double d_scale, q_bias, qc[MAXP];
-    pair_t pairs[MAXP];
-    int np_ = 0, nrest = 0;
-    int rest_k[MAXP];
-    float rest_c[MAXP];
-    PyObject *result = NULL;
-    if (!PyArg_ParseTuple(args, "w*y*w*w*fffO!iO!py*y*y*ddOp", &bp, &bg, &bm, &bv, &b1, &b2, &eps,
-                          &PyTuple_Type, &pairs_o, &first_odd, &PyTuple_Type, &rest_o, &sub, &bb,
-                          &blr, &bga, &d_scale, &q_bias, &qc_o, &any_even))
-        return NULL;
-    const Py_ssize_t n = bp.len / (Py_ssize_t)sizeof(float);
-    const Py_ssize_t K = blr.len / (Py_ssize_t)sizeof(double);
-    if (check_len(&bp, n, "p") || check_len(&bg, n, "g") || check_len(&bm, n, "m") ||
-        check_len(&bv, n, "v"))
-        goto done;
-    if (K < 1 || bga.len != blr.len || bb.len != (K + 1) * 8) {
-        PyErr_SetString(PyExc_ValueError, "halo_tensors: bounds (k+1,), lr and gamma (k,) needed");
-        goto done;
+/* The update of one segment of n elements (pointers at its first) from its count's plan
+ * and its tensors, as halo_step() below describes.  Returns 0, or -1 with an exception. */
+static int segment_update(float *P, const float *G, float *M, float *V, Py_ssize_t n, float b1,
+                          float b2, const plan_t *pl, PyObject *bounds_o, PyObject *lr_o,
+                          PyObject *gamma_o) {
+    Py_buffer bb, blr, bga;
+    int status = -1;
+    const pair_t *pairs = pl->pairs;
+    const int np_ = pl->np_, first_odd = pl->first_odd, nrest = pl->nrest, sub = pl->sub;
+    const int any_even = pl->any_even;
+    const int *rest_k = pl->rest_k;
+    const float *rest_c = pl->rest_c;
+    const float eps = pl->eps;
+    const double d_scale = pl->d_scale, q_bias = pl->q_bias, *qc = pl->qc;
+    if (PyObject_GetBuffer(bounds_o, &bb, PyBUF_C_CONTIGUOUS) < 0) return -1;
+    if (PyObject_GetBuffer(lr_o, &blr, PyBUF_C_CONTIGUOUS) < 0) {
+        PyBuffer_Release(&bb);
+        return -1;
     }
-    if (parse_plan(pairs_o, rest_o, first_odd, pairs, &np_, rest_k, rest_c, &nrest)) goto done;
-    {
-        PyObject *fast = PySequence_Fast(qc_o, "q_coef must be a sequence");
-        if (fast == NULL) goto done;
-        if (PySequence_Fast_GET_SIZE(fast) != np_) {
-            Py_DECREF(fast);
-            PyErr_SetString(PyExc_ValueError, "halo_tensors: one q_coef per pair");
-            goto done;
-        }
-        for (int k = 0; k < np_; k++) {
-            qc[k] = PyFloat_AsDouble(PySequence_Fast_GET_ITEM(fast, k));
-            if (qc[k] == -1.0 && PyErr_Occurred()) {
-                Py_DECREF(fast);
-                goto done;
-            }
-        }
-        Py_DECREF(fast);
+    if (PyObject_GetBuffer(gamma_o, &bga, PyBUF_C_CONTIGUOUS) < 0) {
+        PyBuffer_Release(&bb);
+        PyBuffer_Release(&blr);
+        return -1;
+    }
+    const Py_ssize_t K = blr.len / (Py_ssize_t)sizeof(double);
+    if (K < 1 || bga.len != blr.len || bb.len != (K + 1) * 8) {
+        PyErr_SetString(PyExc_ValueError, "halo_step: bounds (k+1,), lr and gamma (k,) needed");
+        goto out;
     }
     {
         const long long *bounds = (const long long *)bb.buf;
         const double *lr = (const double *)blr.buf, *gamma = (const double *)bga.buf;
         if (bounds[0] != 0 || bounds[K] != n) {
-            PyErr_SetString(PyExc_ValueError, "halo_tensors: bounds must run from 0 to n");
-            goto done;
+            PyErr_SetString(PyExc_ValueError, "halo_step: bounds must run from 0 to n");
+            goto out;
         }
         for (Py_ssize_t t = 0; t < K; t++)
             if (bounds[t + 1] < bounds[t]) {
-                PyErr_SetString(PyExc_ValueError, "halo_tensors: bounds must not decrease");
-                goto done;
+                PyErr_SetString(PyExc_ValueError, "halo_step: bounds must not decrease");
+                goto out;
             }
         const double d = fabs(d_scale);
         int one = K == 1, same_gamma = 1;
@@ -503,11 +546,61 @@ static PyObject *halo_tensors(PyObject *self, PyObject *args) {
                     }
                 clamp = 1;
             }
-            run_halo(b - a, (float *)bp.buf + a, (const float *)bg.buf + a, (float *)bm.buf + a,
-                     (float *)bv.buf + a, b1, b2, eps, pairs, np_, first_odd, rest_k, rest_c, nrest,
+            run_halo(b - a, P + a, G + a, M + a, V + a, b1, b2, eps, pairs, np_, first_odd, rest_k, rest_c, nrest,
                      terms, nterms, &c0, clamp, &scale, sub);
         }
         Py_END_ALLOW_THREADS
+    }
+    status = 0;
+out:
+    PyBuffer_Release(&bb);
+    PyBuffer_Release(&blr);
+    PyBuffer_Release(&bga);
+    return status;
+}
+
+/* halo_step(p, g, m, v, b1, b2, mlp, beta1, beta2, eps, runs)
+ *
+ * HALO's update (kernels/halo_elementwise.py): p, m, v float32 (n,) in place from g.
+ * b1, b2: the moment decays as float32; mlp: kernels.halo_fold.mlp_floats; beta1, beta2,
+ * eps: the weights' (float64).  runs: ((a, b, count, bounds, lr, gamma), ...): elements
+ * [a, b) at update count `count`, their tensors' bounds (int64, relative to a, from 0 to
+ * b - a), learning rates and gains (float64).  Per run: the count's plan (fold_plan);
+ * per tensor: E's constants by exactly the float64 operations of
+ * ElementwiseKernel._e_plan (kernels.halo_fold's shared_gain / tensor_scalars /
+ * tensor_arrays), rounded to float32 where it rounds, with the same choice between its
+ * forms (one tensor or all alike; a shared gain; per-tensor gains); then the loops do
+ * ElementwiseKernel._chunk's operations in its order.  So the ufunc chain's results. */
+static PyObject *halo_step(PyObject *self, PyObject *args) {
+    Py_buffer bp, bg, bm, bv;
+    float b1, b2;
+    double beta1, beta2, eps;
+    PyObject *mlp_o, *runs_o;
+    mlp_t mlp;
+    if (!PyArg_ParseTuple(args, "w*y*w*w*ffOdddO!", &bp, &bg, &bm, &bv, &b1, &b2, &mlp_o, &beta1,
+                          &beta2, &eps, &PyTuple_Type, &runs_o))
+        return NULL;
+    PyObject *result = NULL;
+    const Py_ssize_t n = bp.len / (Py_ssize_t)sizeof(float);
+    if (check_len(&bg, n, "g") || check_len(&bm, n, "m") || check_len(&bv, n, "v")) goto done;
+    if (parse_mlp(mlp_o, &mlp)) goto done;
+    for (Py_ssize_t r = 0; r < PyTuple_GET_SIZE(runs_o); r++) {
+        Py_ssize_t a, b;
+        long long count;
+        PyObject *bounds_o, *lr_o, *gamma_o;
+        plan_t plan;
+        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(runs_o, r), "nnLOOO", &a, &b, &count, &bounds_o,
+                              &lr_o, &gamma_o))
+            goto done;
+        if (a < 0 || b > n || a > b || count < 1) {
+            PyErr_Format(PyExc_ValueError, "halo_step: run [%zd, %zd) at count %lld outside [0, %zd)",
+                         a, b, count, n);
+            goto done;
+        }
+        fold_plan(&mlp, beta1, beta2, eps, count, &plan);
+        if (segment_update((float *)bp.buf + a, (const float *)bg.buf + a, (float *)bm.buf + a,
+                           (float *)bv.buf + a, b - a, b1, b2, &plan, bounds_o, lr_o, gamma_o))
+            goto done;
     }
     Py_INCREF(Py_None);
     result = Py_None;
@@ -516,9 +609,6 @@ done:
     PyBuffer_Release(&bg);
     PyBuffer_Release(&bm);
     PyBuffer_Release(&bv);
-    PyBuffer_Release(&bb);
-    PyBuffer_Release(&blr);
-    PyBuffer_Release(&bga);
     return result;
 }
 
@@ -891,7 +981,7 @@ done2:
 
 static PyMethodDef methods[] = {
     {"adam", adam, METH_VARARGS, "Adam's update in one pass (see kernels/fused.py)."},
-    {"halo_tensors", halo_tensors, METH_VARARGS, "HALO's update of a segment of tensors."},
+    {"halo_step", halo_step, METH_VARARGS, "HALO's update of runs of tensors (see the source)."},
     {"take", take, METH_VARARGS, "HALO controller: a segment's statistics sample."},
     {"gather", gather, METH_VARARGS, "HALO controller: a segment's statistics sums."},
     {"finish", finish, METH_VARARGS, "HALO controller: finalise the gathered statistics."},

@@ -165,10 +165,13 @@ class ElementwiseKernel(KernelBase):
         the tensors covering ``[0, n)``: a :class:`Pieces` or consecutive
         ``(a, b, lr, gamma)`` tuples.
         """
-        plan = self._prepare(count)
         if self._native is not None:
-            self._fused(p, g, m, v, plan, Pieces.of(pieces))
+            pc = Pieces.of(pieces)
+            self._fused(p, g, m, v, ((0, p.shape[0], int(count), pc.bounds,
+                                      np.ascontiguousarray(pc.lr, np.float64),
+                                      np.ascontiguousarray(pc.gamma, np.float64)),))
             return
+        plan = self._prepare(count)
         e_plan = self._e_plan(plan, Pieces.of(pieces))
         n = p.shape[0]
         c = self.chunk
@@ -181,25 +184,26 @@ class ElementwiseKernel(KernelBase):
             self._chunk(p[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi],
                         full if hi - lo == c else self._scratch(hi - lo), plan, e_plan, lo, hi)
 
-    def _fused(self, p, g, m, v, plan: StepPlan, pieces: Pieces) -> None:
-        """The whole segment in one call of the fused loop (``kernels/_fused.c``): the
-        operations of :meth:`_chunk`, with :meth:`_e_plan`'s constants made per tensor in
-        C by the same float64 operations, so the same float32 results."""
-        static = plan.native
-        if static is None:
-            static = plan.native = (
-                tuple([(pl.k, pl.base_is_m, pl.has_kappa, float(plan.kappa[pl.k]), pl.even, pl.odd,
-                        float(plan.abs_beta[pl.k])) for pl in plan.pairs]),
-                -1 if plan.first_odd is None else plan.first_odd,
-                tuple([(k, float(c)) for k, c in plan.odd_rest]), plan.apply is _sub,
-                float(plan.eps), float(plan.d_scale), float(plan.q_bias),
-                tuple([float(c) for c in plan.q_coef]), bool(plan.any_even))
-        pairs, first_odd, rest, sub, eps, d_scale, q_bias, q_coef, any_even = static
+    def update_runs(self, p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray,
+                    runs: Sequence[Tuple[int, int, int, Pieces]]) -> None:
+        """:meth:`update` for adjacent runs of tensors at different update counts:
+        ``runs`` of ``(a, b, count, pieces)``, run r updating ``[a, b)`` of the arrays
+        (its pieces relative to ``a``); one compiled call for all of them."""
+        if self._native is None:
+            super().update_runs(p, g, m, v, runs)
+            return
+        _c = np.ascontiguousarray
+        self._fused(p, g, m, v, tuple([(a, b, int(count), pc.bounds, _c(pc.lr, np.float64),
+                                        _c(pc.gamma, np.float64)) for a, b, count, pc in runs]))
+
+    def _fused(self, p, g, m, v, runs: tuple) -> None:
+        """The fused loop (``kernels/_fused.c``) over ``runs`` of ``(a, b, count, bounds, lr,
+        gamma)``: the count's plan (the fold of :mod:`kernels.halo_plan`) and E's per-tensor
+        constants (:meth:`_e_plan`) made in C by the same float64 operations, then
+        :meth:`_chunk`'s operations in its order, so the ufunc chain's float32 results."""
         b1, b2 = self._fb
-        self._native.halo_tensors(p, g, m, v, b1, b2, eps, pairs, first_odd, rest, sub, pieces.bounds,
-                                  np.ascontiguousarray(pieces.lr, np.float64),
-                                  np.ascontiguousarray(pieces.gamma, np.float64), d_scale, q_bias,
-                                  q_coef, any_even)
+        self._native.halo_step(p, g, m, v, b1, b2, self._mlp_floats, self.beta1, self.beta2,
+                               self.eps, runs)
 
     @staticmethod
     def _e_plan(plan: StepPlan, pieces: Pieces):

@@ -267,3 +267,10 @@ class KernelBase:
         self.mlp, self.beta1, self.beta2, self.eps = mlp, beta1, beta2, eps
         self.chunk = max(1, min(int(n_max), int(chunk)))
         self._s, self._t, self._e = (np.empty(self.chunk, np.float32) for _ in range(3))
+
+    def update_runs(self, p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray,
+                    runs: Sequence[Tuple[int, int, int, Pieces]]) -> None:
+        """``update`` for adjacent runs of tensors at different update counts: ``runs`` of
+        ``(a, b, count, pieces)``, run r updating ``[a, b)`` (pieces relative to ``a``)."""
+        for a, b, count, pieces in runs:
+            self.update(p[a:b], g[a:b], m[a:b], v[a:b], count, pieces)

@@ -67,7 +67,7 @@ class StepPlan:
     """
 
     __slots__ = ("count", "pairs", "kappa", "abs_beta", "first_odd", "odd_rest", "apply", "eps",
-                 "any_even", "gains", "d_scale", "q_bias", "q_coef", "_fold", "_source", "native")
+                 "any_even", "gains", "d_scale", "q_bias", "q_coef", "_fold", "_source")
 
     def __init__(self, source: tuple, count: int, pairs: List[Pair], kappa32, abs_beta, d_coef32,
                  eps32, d_scale: float, q_bias: float, q_coef, fold: Optional[StepFold] = None,
@@ -82,7 +82,6 @@ class StepPlan:
         self.odd_rest = tuple([(k, d_coef32[k]) for k in odd[1:]])
         self.apply = _sub if d_scale > 0.0 else _add
         self.gains: Dict[float, tuple] = {}  # gamma -> (c0, c_k, clamp, ...) of the shared E
-        self.native: Optional[tuple] = None  # the fused loop's arguments (ElementwiseKernel)
 
     @classmethod
     def of(cls, source: tuple, count: int, fold: StepFold, pairs: List[Pair]) -> StepPlan:

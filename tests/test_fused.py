@@ -175,15 +175,15 @@ def test_wrong_lengths_are_refused():
     p, g = np.zeros(10, np.float32), np.zeros(9, np.float32)
     with pytest.raises(ValueError, match="g: expected 10 float32"):
         fused.enabled().adam(p, g, p.copy(), p.copy(), 0.9, 0.1, 0.999, 0.001, 1e-8, 1e-3)
-    pairs = ((0, True, False, 0.0, 0, 1, 0.0),)
+    mlp = (0.0, ((0.0, 1.0, 1.0, 0.0, 0.0),))
     one = np.ones(1)
+    halo = fused.enabled().halo_step
     with pytest.raises(ValueError, match="bounds must run from 0 to n"):
-        fused.enabled().halo_tensors(p, p.copy(), p.copy(), p.copy(), 0.9, 0.999, 1e-8, pairs, 0, (),
-                                     True, np.array([0, 9], np.int64), one, one, 1.0, 0.0, (0.0,),
-                                     False)
-    with pytest.raises(ValueError, match="one q_coef per pair"):
-        fused.enabled().halo_tensors(p, p.copy(), p.copy(), p.copy(), 0.9, 0.999, 1e-8, pairs, 0, (),
-                                     True, np.array([0, 10], np.int64), one, one, 1.0, 0.0, (), False)
+        halo(p, p.copy(), p.copy(), p.copy(), 0.9, 0.999, mlp, 0.9, 0.999, 1e-8,
+             ((0, 10, 1, np.array([0, 9], np.int64), one, one),))
+    with pytest.raises(ValueError, match=r"run \[0, 11\) at count 1 outside"):
+        halo(p, p.copy(), p.copy(), p.copy(), 0.9, 0.999, mlp, 0.9, 0.999, 1e-8,
+             ((0, 11, 1, np.array([0, 11], np.int64), one, one),))
 
 
 def _libm_is_numpys() -> bool:

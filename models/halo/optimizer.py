@@ -253,9 +253,9 @@ def make_halo(lr: Optional[float] = None, *, weights: Union[None, str, Path, Hal
                         Pieces(seg.bounds, lr * mult, gain, seg.sizes))
         else:  # each run as its own call would (its count, its tensors' pieces)
             lrs = lr * mult
-            for (a, b, t0, t1, bounds, sizes), (_, _, count) in zip(split[0], info.runs):
-                kern.update(params[a:b], grads[a:b], state.m[a:b], state.v[a:b], int(count),
-                            Pieces(bounds, lrs[t0:t1], gain[t0:t1], sizes))
+            kern.update_runs(params, grads, state.m, state.v, [
+                (a, b, int(count), Pieces(bounds, lrs[t0:t1], gain[t0:t1], sizes))
+                for (a, b, t0, t1, bounds, sizes), (_, _, count) in zip(split[0], info.runs)])
         if before is not None:
             ctrl.gather_segment(seg, grads, before, params)
 
