@@ -166,25 +166,26 @@ CLONES static void halo_loop(Py_ssize_t n, float *restrict P, const float *restr
 }
 
 /* Plans with one mirror pair (every shipped weights file so far): the whole update of an
- * element in registers, one pass, specialised at compile time on what changes the
- * operations (kappa or not, the even and odd modes, whether E reads M), with the rest as
- * selects.  The same operations in the same order as the staged loop and the ufunc chain;
- * p - d is computed as p + (-d), the same IEEE operation. */
+ * element in registers, one pass (one_block below).  The same operations in the same order
+ * as the staged loop and the ufunc chain. */
 typedef struct {
     float *P, *M, *V;
     const float *G;
-    float b1, b2, eps, kappa, he, hi, lo;
-    int clamp, sub;
+    float b1, b2, eps, kappa, hi, lo;
     const operand *c0, *ck, *scale;
 } one_args;
 
-/* One block of at most BLK elements; SC: E has a scale (one tensor of several with a shared
- * gain).  The pointers are restrict parameters: GCC vectorises this loop. */
+/* One block of at most BLK elements of a one-pair plan whose pair reads both g and m
+ * (kappa != 0: every shipped weights file), specialised at compile time on what changes
+ * the operations: BASE_M (the pair's base vector is m), ODD (1: |beta| = 0, so the even
+ * part is |zeta| and the odd part zeta; 2 / 3: beta > 0 / < 0, clipped), NT (E reads M),
+ * SC (E has a scale: one tensor of several with a shared gain), CL (E is clamped at 0),
+ * SB (p -= d, else p += d).  The pointers are restrict parameters: GCC vectorises it. */
 static inline __attribute__((always_inline)) void one_block(
     const int w, float *restrict p, float *restrict m, float *restrict v, const float *restrict g,
     const float c0, const float ck, const float sc, const float b1, const float b2, const float eps,
-    const float kappa, const float he, const float hi, const float lo, const float floor,
-    const float sgn, const int HAS_K, const int BASE_M, const int ODD, const int NT, const int SC) {
+    const float kappa, const float hi, const float lo, const int BASE_M, const int ODD,
+    const int NT, const int SC, const int CL, const int SB) {
     for (int i = 0; i < w; i++) {
         const float gi = g[i];
         float mm = m[i] * b1;
@@ -196,101 +197,116 @@ static inline __attribute__((always_inline)) void one_block(
         v[i] = vv;
         const float s = sqrtf(vv) + eps;
         const float base = BASE_M ? mm : gi, other = BASE_M ? gi : mm;
-        float z;
-        if (HAS_K) {
-            z = other * kappa;
-            z = z + base;
-            z = z / s;
-        } else {
-            z = base / s;
-        }
-        /* M = max(|z|, |beta|), or |z| (he = 0: max(|z|, 0) is |z|, NaN stays NaN) */
-        const float mk = max_c(fabsf(z), he);
+        float z = other * kappa;
+        z = z + base;
+        z = z / s;
+        const float mk = ODD == 1 ? fabsf(z) : max_c(fabsf(z), hi); /* M */
         if (ODD == 2) z = z + min_c(max_c(z, lo), hi);
         if (ODD == 3) z = z - min_c(max_c(z, lo), hi);
         float e;
         if (NT) {
             e = mk * ck;
             e = e + c0;
-            e = max_c(e, floor);
+            if (CL) e = max_c(e, 0.0f);
         } else {
             e = c0;
         }
         if (SC) e = e * sc;
         const float d = z * e;
-        p[i] = p[i] + d * sgn;
+        p[i] = SB ? p[i] - d : p[i] + d;
     }
 }
 
 static inline __attribute__((always_inline)) void one_pair_body(const one_args *a, Py_ssize_t n,
-                                                                 const int HAS_K, const int BASE_M,
-                                                                 const int ODD, const int NT,
-                                                                 const int SC) {
-    /* max(e, -inf) is e (NaN stays NaN); d * -1 is -d exactly, and p + (-d) is p - d */
-    const float floor = a->clamp ? 0.0f : -INFINITY, sgn = a->sub ? -1.0f : 1.0f;
+                                                                 const int BASE_M, const int ODD,
+                                                                 const int NT, const int SC,
+                                                                 const int CL, const int SB) {
     const float ck = NT ? a->ck->val : 0.0f;
     for (Py_ssize_t i0 = 0; i0 < n; i0 += BLK) {
         const int w = (int)(n - i0 < BLK ? n - i0 : BLK);
         one_block(w, a->P + i0, a->M + i0, a->V + i0, a->G + i0, a->c0->val, ck, a->scale->val,
-                  a->b1, a->b2, a->eps, a->kappa, a->he, a->hi, a->lo, floor, sgn, HAS_K, BASE_M,
-                  ODD, NT, SC);
+                  a->b1, a->b2, a->eps, a->kappa, a->hi, a->lo, BASE_M, ODD, NT, SC, CL, SB);
     }
 }
 
 typedef void (*one_fn)(const one_args *, Py_ssize_t);
-CLONES static void one_k0b0o1n0s0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 0, 1, 0, 0); }
-CLONES static void one_k0b0o1n0s1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 0, 1, 0, 1); }
-CLONES static void one_k0b0o1n1s0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 0, 1, 1, 0); }
-CLONES static void one_k0b0o1n1s1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 0, 1, 1, 1); }
-CLONES static void one_k0b0o2n0s0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 0, 2, 0, 0); }
-CLONES static void one_k0b0o2n0s1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 0, 2, 0, 1); }
-CLONES static void one_k0b0o2n1s0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 0, 2, 1, 0); }
-CLONES static void one_k0b0o2n1s1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 0, 2, 1, 1); }
-CLONES static void one_k0b0o3n0s0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 0, 3, 0, 0); }
-CLONES static void one_k0b0o3n0s1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 0, 3, 0, 1); }
-CLONES static void one_k0b0o3n1s0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 0, 3, 1, 0); }
-CLONES static void one_k0b0o3n1s1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 0, 3, 1, 1); }
-CLONES static void one_k0b1o1n0s0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 1, 1, 0, 0); }
-CLONES static void one_k0b1o1n0s1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 1, 1, 0, 1); }
-CLONES static void one_k0b1o1n1s0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 1, 1, 1, 0); }
-CLONES static void one_k0b1o1n1s1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 1, 1, 1, 1); }
-CLONES static void one_k0b1o2n0s0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 1, 2, 0, 0); }
-CLONES static void one_k0b1o2n0s1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 1, 2, 0, 1); }
-CLONES static void one_k0b1o2n1s0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 1, 2, 1, 0); }
-CLONES static void one_k0b1o2n1s1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 1, 2, 1, 1); }
-CLONES static void one_k0b1o3n0s0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 1, 3, 0, 0); }
-CLONES static void one_k0b1o3n0s1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 1, 3, 0, 1); }
-CLONES static void one_k0b1o3n1s0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 1, 3, 1, 0); }
-CLONES static void one_k0b1o3n1s1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 1, 3, 1, 1); }
-CLONES static void one_k1b0o1n0s0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 0, 1, 0, 0); }
-CLONES static void one_k1b0o1n0s1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 0, 1, 0, 1); }
-CLONES static void one_k1b0o1n1s0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 0, 1, 1, 0); }
-CLONES static void one_k1b0o1n1s1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 0, 1, 1, 1); }
-CLONES static void one_k1b0o2n0s0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 0, 2, 0, 0); }
-CLONES static void one_k1b0o2n0s1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 0, 2, 0, 1); }
-CLONES static void one_k1b0o2n1s0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 0, 2, 1, 0); }
-CLONES static void one_k1b0o2n1s1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 0, 2, 1, 1); }
-CLONES static void one_k1b0o3n0s0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 0, 3, 0, 0); }
-CLONES static void one_k1b0o3n0s1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 0, 3, 0, 1); }
-CLONES static void one_k1b0o3n1s0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 0, 3, 1, 0); }
-CLONES static void one_k1b0o3n1s1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 0, 3, 1, 1); }
-CLONES static void one_k1b1o1n0s0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 1, 1, 0, 0); }
-CLONES static void one_k1b1o1n0s1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 1, 1, 0, 1); }
-CLONES static void one_k1b1o1n1s0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 1, 1, 1, 0); }
-CLONES static void one_k1b1o1n1s1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 1, 1, 1, 1); }
-CLONES static void one_k1b1o2n0s0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 1, 2, 0, 0); }
-CLONES static void one_k1b1o2n0s1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 1, 2, 0, 1); }
-CLONES static void one_k1b1o2n1s0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 1, 2, 1, 0); }
-CLONES static void one_k1b1o2n1s1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 1, 2, 1, 1); }
-CLONES static void one_k1b1o3n0s0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 1, 3, 0, 0); }
-CLONES static void one_k1b1o3n0s1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 1, 3, 0, 1); }
-CLONES static void one_k1b1o3n1s0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 1, 3, 1, 0); }
-CLONES static void one_k1b1o3n1s1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 1, 3, 1, 1); }
+CLONES static void one_b0o1n0s0c0m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 1, 0, 0, 0, 0); }
+CLONES static void one_b0o1n0s0c0m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 1, 0, 0, 0, 1); }
+CLONES static void one_b0o1n0s1c0m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 1, 0, 1, 0, 0); }
+CLONES static void one_b0o1n0s1c0m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 1, 0, 1, 0, 1); }
+CLONES static void one_b0o1n1s0c0m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 1, 1, 0, 0, 0); }
+CLONES static void one_b0o1n1s0c0m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 1, 1, 0, 0, 1); }
+CLONES static void one_b0o1n1s0c1m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 1, 1, 0, 1, 0); }
+CLONES static void one_b0o1n1s0c1m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 1, 1, 0, 1, 1); }
+CLONES static void one_b0o1n1s1c0m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 1, 1, 1, 0, 0); }
+CLONES static void one_b0o1n1s1c0m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 1, 1, 1, 0, 1); }
+CLONES static void one_b0o1n1s1c1m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 1, 1, 1, 1, 0); }
+CLONES static void one_b0o1n1s1c1m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 1, 1, 1, 1, 1); }
+CLONES static void one_b0o2n0s0c0m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 2, 0, 0, 0, 0); }
+CLONES static void one_b0o2n0s0c0m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 2, 0, 0, 0, 1); }
+CLONES static void one_b0o2n0s1c0m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 2, 0, 1, 0, 0); }
+CLONES static void one_b0o2n0s1c0m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 2, 0, 1, 0, 1); }
+CLONES static void one_b0o2n1s0c0m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 2, 1, 0, 0, 0); }
+CLONES static void one_b0o2n1s0c0m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 2, 1, 0, 0, 1); }
+CLONES static void one_b0o2n1s0c1m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 2, 1, 0, 1, 0); }
+CLONES static void one_b0o2n1s0c1m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 2, 1, 0, 1, 1); }
+CLONES static void one_b0o2n1s1c0m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 2, 1, 1, 0, 0); }
+CLONES static void one_b0o2n1s1c0m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 2, 1, 1, 0, 1); }
+CLONES static void one_b0o2n1s1c1m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 2, 1, 1, 1, 0); }
+CLONES static void one_b0o2n1s1c1m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 2, 1, 1, 1, 1); }
+CLONES static void one_b0o3n0s0c0m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 3, 0, 0, 0, 0); }
+CLONES static void one_b0o3n0s0c0m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 3, 0, 0, 0, 1); }
+CLONES static void one_b0o3n0s1c0m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 3, 0, 1, 0, 0); }
+CLONES static void one_b0o3n0s1c0m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 3, 0, 1, 0, 1); }
+CLONES static void one_b0o3n1s0c0m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 3, 1, 0, 0, 0); }
+CLONES static void one_b0o3n1s0c0m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 3, 1, 0, 0, 1); }
+CLONES static void one_b0o3n1s0c1m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 3, 1, 0, 1, 0); }
+CLONES static void one_b0o3n1s0c1m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 3, 1, 0, 1, 1); }
+CLONES static void one_b0o3n1s1c0m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 3, 1, 1, 0, 0); }
+CLONES static void one_b0o3n1s1c0m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 3, 1, 1, 0, 1); }
+CLONES static void one_b0o3n1s1c1m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 3, 1, 1, 1, 0); }
+CLONES static void one_b0o3n1s1c1m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 0, 3, 1, 1, 1, 1); }
+CLONES static void one_b1o1n0s0c0m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 1, 0, 0, 0, 0); }
+CLONES static void one_b1o1n0s0c0m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 1, 0, 0, 0, 1); }
+CLONES static void one_b1o1n0s1c0m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 1, 0, 1, 0, 0); }
+CLONES static void one_b1o1n0s1c0m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 1, 0, 1, 0, 1); }
+CLONES static void one_b1o1n1s0c0m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 1, 1, 0, 0, 0); }
+CLONES static void one_b1o1n1s0c0m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 1, 1, 0, 0, 1); }
+CLONES static void one_b1o1n1s0c1m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 1, 1, 0, 1, 0); }
+CLONES static void one_b1o1n1s0c1m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 1, 1, 0, 1, 1); }
+CLONES static void one_b1o1n1s1c0m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 1, 1, 1, 0, 0); }
+CLONES static void one_b1o1n1s1c0m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 1, 1, 1, 0, 1); }
+CLONES static void one_b1o1n1s1c1m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 1, 1, 1, 1, 0); }
+CLONES static void one_b1o1n1s1c1m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 1, 1, 1, 1, 1); }
+CLONES static void one_b1o2n0s0c0m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 2, 0, 0, 0, 0); }
+CLONES static void one_b1o2n0s0c0m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 2, 0, 0, 0, 1); }
+CLONES static void one_b1o2n0s1c0m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 2, 0, 1, 0, 0); }
+CLONES static void one_b1o2n0s1c0m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 2, 0, 1, 0, 1); }
+CLONES static void one_b1o2n1s0c0m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 2, 1, 0, 0, 0); }
+CLONES static void one_b1o2n1s0c0m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 2, 1, 0, 0, 1); }
+CLONES static void one_b1o2n1s0c1m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 2, 1, 0, 1, 0); }
+CLONES static void one_b1o2n1s0c1m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 2, 1, 0, 1, 1); }
+CLONES static void one_b1o2n1s1c0m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 2, 1, 1, 0, 0); }
+CLONES static void one_b1o2n1s1c0m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 2, 1, 1, 0, 1); }
+CLONES static void one_b1o2n1s1c1m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 2, 1, 1, 1, 0); }
+CLONES static void one_b1o2n1s1c1m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 2, 1, 1, 1, 1); }
+CLONES static void one_b1o3n0s0c0m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 3, 0, 0, 0, 0); }
+CLONES static void one_b1o3n0s0c0m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 3, 0, 0, 0, 1); }
+CLONES static void one_b1o3n0s1c0m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 3, 0, 1, 0, 0); }
+CLONES static void one_b1o3n0s1c0m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 3, 0, 1, 0, 1); }
+CLONES static void one_b1o3n1s0c0m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 3, 1, 0, 0, 0); }
+CLONES static void one_b1o3n1s0c0m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 3, 1, 0, 0, 1); }
+CLONES static void one_b1o3n1s0c1m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 3, 1, 0, 1, 0); }
+CLONES static void one_b1o3n1s0c1m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 3, 1, 0, 1, 1); }
+CLONES static void one_b1o3n1s1c0m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 3, 1, 1, 0, 0); }
+CLONES static void one_b1o3n1s1c0m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 3, 1, 1, 0, 1); }
+CLONES static void one_b1o3n1s1c1m0(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 3, 1, 1, 1, 0); }
+CLONES static void one_b1o3n1s1c1m1(const one_args *a, Py_ssize_t n) { one_pair_body(a, n, 1, 3, 1, 1, 1, 1); }
 
-/* [has kappa][base is m][odd mode - 1][E reads M][E has a scale] */
-static const one_fn ONE_PAIR[2][2][3][2][2] = {
-    {{{{one_k0b0o1n0s0, one_k0b0o1n0s1}, {one_k0b0o1n1s0, one_k0b0o1n1s1}}, {{one_k0b0o2n0s0, one_k0b0o2n0s1}, {one_k0b0o2n1s0, one_k0b0o2n1s1}}, {{one_k0b0o3n0s0, one_k0b0o3n0s1}, {one_k0b0o3n1s0, one_k0b0o3n1s1}}}, {{{one_k0b1o1n0s0, one_k0b1o1n0s1}, {one_k0b1o1n1s0, one_k0b1o1n1s1}}, {{one_k0b1o2n0s0, one_k0b1o2n0s1}, {one_k0b1o2n1s0, one_k0b1o2n1s1}}, {{one_k0b1o3n0s0, one_k0b1o3n0s1}, {one_k0b1o3n1s0, one_k0b1o3n1s1}}}},
-    {{{{one_k1b0o1n0s0, one_k1b0o1n0s1}, {one_k1b0o1n1s0, one_k1b0o1n1s1}}, {{one_k1b0o2n0s0, one_k1b0o2n0s1}, {one_k1b0o2n1s0, one_k1b0o2n1s1}}, {{one_k1b0o3n0s0, one_k1b0o3n0s1}, {one_k1b0o3n1s0, one_k1b0o3n1s1}}}, {{{one_k1b1o1n0s0, one_k1b1o1n0s1}, {one_k1b1o1n1s0, one_k1b1o1n1s1}}, {{one_k1b1o2n0s0, one_k1b1o2n0s1}, {one_k1b1o2n1s0, one_k1b1o2n1s1}}, {{one_k1b1o3n0s0, one_k1b1o3n0s1}, {one_k1b1o3n1s0, one_k1b1o3n1s1}}}}};
+/* [base is m][odd mode - 1][E reads M][E has a scale][E clamped][p -= d] */
+static const one_fn ONE_PAIR[2][3][2][2][2][2] = {
+    {{{{{one_b0o1n0s0c0m0, one_b0o1n0s0c0m1}, {one_b0o1n0s0c0m0, one_b0o1n0s0c0m1}}, {{one_b0o1n0s1c0m0, one_b0o1n0s1c0m1}, {one_b0o1n0s1c0m0, one_b0o1n0s1c0m1}}}, {{{one_b0o1n1s0c0m0, one_b0o1n1s0c0m1}, {one_b0o1n1s0c1m0, one_b0o1n1s0c1m1}}, {{one_b0o1n1s1c0m0, one_b0o1n1s1c0m1}, {one_b0o1n1s1c1m0, one_b0o1n1s1c1m1}}}}, {{{{one_b0o2n0s0c0m0, one_b0o2n0s0c0m1}, {one_b0o2n0s0c0m0, one_b0o2n0s0c0m1}}, {{one_b0o2n0s1c0m0, one_b0o2n0s1c0m1}, {one_b0o2n0s1c0m0, one_b0o2n0s1c0m1}}}, {{{one_b0o2n1s0c0m0, one_b0o2n1s0c0m1}, {one_b0o2n1s0c1m0, one_b0o2n1s0c1m1}}, {{one_b0o2n1s1c0m0, one_b0o2n1s1c0m1}, {one_b0o2n1s1c1m0, one_b0o2n1s1c1m1}}}}, {{{{one_b0o3n0s0c0m0, one_b0o3n0s0c0m1}, {one_b0o3n0s0c0m0, one_b0o3n0s0c0m1}}, {{one_b0o3n0s1c0m0, one_b0o3n0s1c0m1}, {one_b0o3n0s1c0m0, one_b0o3n0s1c0m1}}}, {{{one_b0o3n1s0c0m0, one_b0o3n1s0c0m1}, {one_b0o3n1s0c1m0, one_b0o3n1s0c1m1}}, {{one_b0o3n1s1c0m0, one_b0o3n1s1c0m1}, {one_b0o3n1s1c1m0, one_b0o3n1s1c1m1}}}}},
+    {{{{{one_b1o1n0s0c0m0, one_b1o1n0s0c0m1}, {one_b1o1n0s0c0m0, one_b1o1n0s0c0m1}}, {{one_b1o1n0s1c0m0, one_b1o1n0s1c0m1}, {one_b1o1n0s1c0m0, one_b1o1n0s1c0m1}}}, {{{one_b1o1n1s0c0m0, one_b1o1n1s0c0m1}, {one_b1o1n1s0c1m0, one_b1o1n1s0c1m1}}, {{one_b1o1n1s1c0m0, one_b1o1n1s1c0m1}, {one_b1o1n1s1c1m0, one_b1o1n1s1c1m1}}}}, {{{{one_b1o2n0s0c0m0, one_b1o2n0s0c0m1}, {one_b1o2n0s0c0m0, one_b1o2n0s0c0m1}}, {{one_b1o2n0s1c0m0, one_b1o2n0s1c0m1}, {one_b1o2n0s1c0m0, one_b1o2n0s1c0m1}}}, {{{one_b1o2n1s0c0m0, one_b1o2n1s0c0m1}, {one_b1o2n1s0c1m0, one_b1o2n1s0c1m1}}, {{one_b1o2n1s1c0m0, one_b1o2n1s1c0m1}, {one_b1o2n1s1c1m0, one_b1o2n1s1c1m1}}}}, {{{{one_b1o3n0s0c0m0, one_b1o3n0s0c0m1}, {one_b1o3n0s0c0m0, one_b1o3n0s0c0m1}}, {{one_b1o3n0s1c0m0, one_b1o3n0s1c0m1}, {one_b1o3n0s1c0m0, one_b1o3n0s1c0m1}}}, {{{one_b1o3n1s0c0m0, one_b1o3n1s0c0m1}, {one_b1o3n1s0c1m0, one_b1o3n1s0c1m1}}, {{one_b1o3n1s1c0m0, one_b1o3n1s1c0m1}, {one_b1o3n1s1c1m0, one_b1o3n1s1c1m1}}}}}};
 
 /* One HALO update of n elements (pointers already offset to the first): the one-pair loop
  * when the plan has that shape, else the staged loop.  Called without the GIL. */
@@ -299,15 +315,15 @@ static void run_halo(Py_ssize_t n, float *P, const float *G, float *M, float *V,
                      const int *rest_k, const float *rest_c, int nrest, const term_t *terms,
                      int nterms, const operand *c0, int clamp, const operand *scale, int sub) {
     one_fn one = NULL;
-    if (np_ == 1 && nrest == 0 && nterms <= 1 && first_odd == pairs[0].k &&
-        pairs[0].odd >= 1 && pairs[0].odd <= 3 && pairs[0].even >= 0 && pairs[0].even <= 2 &&
+    if (np_ == 1 && nrest == 0 && nterms <= 1 && first_odd == pairs[0].k && pairs[0].has_kappa &&
+        pairs[0].odd >= 1 && pairs[0].odd <= 3 &&
         (nterms == 0 || (terms[0].k == pairs[0].k && pairs[0].even >= 1)))
-        one = ONE_PAIR[pairs[0].has_kappa ? 1 : 0][pairs[0].base_is_m ? 1 : 0][pairs[0].odd - 1]
-                      [nterms][scale->on ? 1 : 0];
+        one = ONE_PAIR[pairs[0].base_is_m ? 1 : 0][pairs[0].odd - 1][nterms][scale->on ? 1 : 0]
+                      [clamp ? 1 : 0][sub ? 1 : 0];
     if (one != NULL) {
         const pair_t pr = pairs[0];
-        const one_args oa = {P, M, V, G, b1, b2, eps, pr.kappa, pr.even == 2 ? pr.hi : 0.0f, pr.hi,
-                             pr.lo, clamp, sub, c0, nterms ? &terms[0].c : NULL, scale};
+        const one_args oa = {P, M, V, G, b1, b2, eps, pr.kappa, pr.hi, pr.lo, c0,
+                             nterms ? &terms[0].c : NULL, scale};
         one(&oa, n);
         return;
     }
