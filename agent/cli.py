@@ -28,7 +28,7 @@ def add_adapt(sub) -> None:
     p.add_argument("--lr", type=float, default=None,
                    help="learning rate (default: the optimizer's own default)")
     p.add_argument("--optimizer-weights", type=Path, default=None,
-                   help="weights file of a learned optimizer (default: the shipped version)")
+                   help="weights file of a learned optimizer (default: the newest shipped version)")
     p.add_argument("--kernel", choices=["elementwise", "matmul", "auto"], default=None,
                    help="kernel of the learned optimizer's per-parameter MLP (default: auto)")
     p.add_argument("--steps", type=positive_int, default=300, help="step budget (default: 300)")

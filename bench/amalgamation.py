@@ -9,7 +9,7 @@ every candidate, with the same controller (halo-v0's) and validation level
 (``space.VAL_START``), on the distribution's held-out meta-validation tasks. No
 evaluation task is read.
 
-    python -m bench.amalgamation --data-dir DATA --out docs/results/metatrain-v3-wip
+    python -m bench.amalgamation --data-dir DATA --out docs/results/metatrain-v3
 
 writes ``amalgamation.json`` and ``amalgamation.md`` (the lower the held-out
 meta-loss, the better the warm start).

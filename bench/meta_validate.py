@@ -14,7 +14,7 @@ choosing weights by this score is not tuning on the test set.
 Every weights file runs as stored (its own validation level, or none) unless
 ``--level FIELD=VALUE`` (repeatable) overrides fields of its validation level (a file
 with none gets the neutral ``models.metatrain.space.VAL_START`` first) or ``--no-level``
-drops it: the ablations and settings grids of docs/results/metatrain-v3-wip are such
+drops it: the ablations and settings grids of docs/results/metatrain-v3 are such
 runs.  The update probabilities are the file's own.  Lower meta-loss is better.
 """
 

@@ -88,7 +88,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     ap = argparse.ArgumentParser(prog="python -m models.halo.evaluate",
                                  description=__doc__.split("\n")[0])
-    ap.add_argument("--weights", default=None, help="weights file (default: shipped halo-v0)")
+    ap.add_argument("--weights", default=None, help="weights file (default: the newest shipped version)")
     ap.add_argument("--tasks", default="mnist-a:cnn-b,tdp-female")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--steps", type=int, default=300)

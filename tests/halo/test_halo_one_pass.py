@@ -16,7 +16,7 @@ from models.halo.weights import load_weights, shipped_versions
 from models.nets import build_network
 from models.train import Trainer
 
-V3C = Path(__file__).resolve().parents[2] / "docs/results/metatrain-v3-wip/halo-v3c-rb0.3.npz"
+V3C = Path(__file__).resolve().parents[2] / "docs/results/metatrain-v3/halo-v3c-rb0.3.npz"
 WEIGHTS = [str(p) for p in shipped_versions().values()] + ([str(V3C)] if V3C.exists() else [])
 
 

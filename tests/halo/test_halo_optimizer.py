@@ -177,7 +177,7 @@ def test_flat_layout_and_hyperparameters():
 
 def test_gain_row_scales_the_learned_magnitude():
     """With the gain at 0 the magnitude output is ignored: the step is lr * d."""
-    w = load_weights()
+    w = load_weights()._replace(validation=None)  # no level: its start offset would scale w1 only
     theta = w.theta.copy()
     theta[1, CONTROLLER_FEATURES.index("bias")] = -w.log_clip  # gain = exp(-C), tiny
     w0 = HaloWeights(w.mlp._replace(mu=np.zeros(2), b_q=0.0), theta, 1e-2)
@@ -223,7 +223,7 @@ def test_one_optimizer_drives_two_runs_from_their_own_states():
     runs of one optimizer, interleaved step by step, equal two optimizers' runs."""
     from models.halo.weights import load_weights
 
-    w = load_weights()  # halo-v2: per-tensor statistics and the loss trend are used
+    w = load_weights()  # the newest shipped: per-tensor statistics and the loss trend are used
     n = 64
     rng = np.random.default_rng(3)
     grads = [rng.standard_normal(n).astype(np.float32) for _ in range(6)]

@@ -10,7 +10,7 @@ import pytest
 from kernels.optim_base import Optimizer, StepInfo
 from models.halo.optimizer import make_halo
 from models.halo.schedule import ValidationLevel, ValidationSchedule, level_from_mapping
-from models.halo.weights import load_weights, save_weights
+from models.halo.weights import load_weights, save_weights, shipped_versions
 from models.nets import build_network
 from models.train import (
     Trainer,
@@ -157,8 +157,12 @@ def test_level_refuses_unknown_fields():
 
 
 def test_weights_round_trip_with_and_without_the_level(tmp_path):
-    w = load_weights()
-    assert w.validation is None  # shipped halo-v0..v2 have none
+    versions = shipped_versions()
+    assert all(load_weights(versions[v]).validation is None for v in ("halo-v0", "halo-v1", "halo-v2"))
+    newest = load_weights()  # halo-v3 and later carry a level; it survives a round trip
+    assert newest.validation is not None and newest.validation.rollback == pytest.approx(0.3)
+    assert load_weights(save_weights(tmp_path / "newest.npz", newest)).validation == newest.validation
+    w = load_weights(versions["halo-v2"])
     lv = ValidationLevel(start=-1.0, up=0.1, every=10, max_examples=64)
     p = save_weights(tmp_path / "w.npz", w._replace(validation=lv))
     back = load_weights(p)
@@ -172,8 +176,11 @@ def test_weights_round_trip_with_and_without_the_level(tmp_path):
 
 
 def test_halo_without_probe_is_unchanged_and_with_one_asks_for_it():
-    w = load_weights()
+    w = load_weights()._replace(validation=None)
     assert "validation" not in make_halo(weights=w).hyperparameters
+    assert "validation" not in make_halo(weights=shipped_versions()["halo-v2"]).hyperparameters
+    assert make_halo().hyperparameters["validation"] == {  # the newest shipped (halo-v3) asks
+        "fraction": 0.1, "max_examples": 256, "every": 25, "rollback": 0.3, "rollback_on_error": 0.0}
     opt = make_halo(weights=w._replace(validation=ValidationLevel(every=7)))
     assert opt.hyperparameters["validation"] == {"fraction": 0.1, "max_examples": 512, "every": 7,
                                                  "rollback": 0.0, "rollback_on_error": 0.0}
@@ -199,7 +206,7 @@ def test_halo_scales_its_step_by_the_level_factor():
 
 def test_hold_out_validation_takes_examples_out_of_training():
     x, y = _oversampled()
-    w = load_weights()
+    w = load_weights()._replace(validation=None)
     opt = make_halo(weights=w._replace(validation=ValidationLevel(fraction=0.25, every=5)))
     xt, yt, probe = hold_out_validation(opt, x, y, 2, seed=0)
     assert probe is not None and len(probe) + yt.shape[0] == 80
