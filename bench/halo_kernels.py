@@ -30,6 +30,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from bench.compare import machine_info
+from kernels import fused
 from kernels.optim_base import StepInfo
 from kernels.optimizers import adam
 from kernels.sparsity import parse_sparsity
@@ -187,7 +188,7 @@ def run_kernels(weights: Sequence[Path], sizes: Sequence[int] = SIZES,
     w_step = step_weights if step_weights is not None else load_weights_path()
     return {"updates": updates, "steps": steps, "sparse_vs_dense": sparse,
             "step_weights": weights_label(w_step), "threads": 1, "rounds": rounds,
-            "machine": machine_info()}
+            "implementation": fused.describe(), "machine": machine_info()}
 
 
 def load_weights_path() -> Path:
@@ -204,7 +205,10 @@ def markdown(report: Dict[str, Any], command: str) -> str:
     lines = ["# HALO vs Adam: update and training step", "", f"Command: `{command}`", "",
              f"Machine: {m['platform']} ({m['machine']}, {m['cpus']} CPUs), Python {m['python']}, "
              f"NumPy {m['numpy']}, 1 BLAS thread.  Ratios HALO/Adam are medians of "
-             f"{report['rounds']} interleaved rounds (Adam, HALO, Adam); seconds are medians too.",
+             f"{report['rounds']} interleaved rounds (Adam, HALO, Adam); seconds are medians too.  "
+             f"HALO's and Adam's updates both ran as "
+             f"{report.get('implementation', 'NumPy ufunc chains')} (`HALO_FUSED=0`: the NumPy "
+             "chains).",
              "", "## 1. One update of n parameters (one tensor)", "",
              "| n | weights | Adam (ns/param) | HALO (ns/param) | HALO / Adam |",
              "|---:|---|---:|---:|---:|"]

@@ -939,23 +939,23 @@ static PyObject *finish(PyObject *self, PyObject *args) {
     return PyLong_FromSsize_t(n_have);
 }
 
-/* scalars(depth_term (2, T), stat_term (2, T), t0, t1, sh0, sh1, sh (2, t1 - t0) or None,
- *         uses_stats, clip, out (2, t1 - t0))
+/* scalars(depth_term (2, T), stat_term (2, T), t0, t1, sh0, sh1, runs, uses_stats, clip,
+ *         out (2, t1 - t0))
  * Controller.scalars for tensors [t0, t1) without the relative-lr column:
  * out = exp(clip(depth + shared (+ stat), -clip, clip)), row 0 the lr multipliers, row 1
- * the gains; shared is (sh0, sh1) for every tensor, or sh's columns (runs). */
+ * the gains; the shared part is (sh0, sh1) for every tensor (runs None), or per run of
+ * tensors ((a, b, s0, s1), ...) covering [0, t1 - t0) in order. */
 static PyObject *scalars(PyObject *self, PyObject *args) {
-    PyObject *dt_o, *st_o, *sh_o, *out_o;
+    PyObject *dt_o, *st_o, *runs_o, *out_o;
     Py_ssize_t t0, t1;
     double sh0, sh1, c;
     int uses_stats;
-    if (!PyArg_ParseTuple(args, "OOnnddOpdO", &dt_o, &st_o, &t0, &t1, &sh0, &sh1, &sh_o,
+    if (!PyArg_ParseTuple(args, "OOnnddOpdO", &dt_o, &st_o, &t0, &t1, &sh0, &sh1, &runs_o,
                           &uses_stats, &c, &out_o))
         return NULL;
-    Py_buffer bd, bs, bsh, bo;
+    Py_buffer bd, bs, bo;
     if (PyObject_GetBuffer(dt_o, &bd, PyBUF_C_CONTIGUOUS) < 0) return NULL;
     const Py_ssize_t T = bd.len / (Py_ssize_t)sizeof(double) / 2, k = t1 - t0;
-    int held_sh = 0;
     PyObject *res = NULL;
     if (get_f64(st_o, &bs, 2 * T, "stat_term", 0)) {
         PyBuffer_Release(&bd);
@@ -965,28 +965,40 @@ static PyObject *scalars(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "scalars: tensors out of range");
         goto done2;
     }
-    if (get_f64(out_o, &bo, 2 * k, "out", 1)) goto done2;
-    if (sh_o != Py_None) {
-        if (get_f64(sh_o, &bsh, 2 * k, "sh", 0)) goto done1;
-        held_sh = 1;
+    if (runs_o != Py_None && !PyTuple_Check(runs_o)) {
+        PyErr_SetString(PyExc_TypeError, "scalars: runs must be None or a tuple");
+        goto done2;
     }
+    if (get_f64(out_o, &bo, 2 * k, "out", 1)) goto done2;
     {
         const double *dt = (const double *)bd.buf, *stt = (const double *)bs.buf;
-        const double *shv = held_sh ? (const double *)bsh.buf : NULL;
         double *out = (double *)bo.buf;
-        for (Py_ssize_t j = 0; j < k; j++) {
-            for (int r = 0; r < 2; r++) {
-                double o = dt[r * T + t0 + j] + (shv ? shv[r * k + j] : (r ? sh1 : sh0));
-                if (uses_stats) o = o + stt[r * T + t0 + j];
-                o = max_c64(o, -c);
-                o = min_c64(o, c);
-                out[r * k + j] = exp(o);
+        const Py_ssize_t nr = runs_o == Py_None ? 1 : PyTuple_GET_SIZE(runs_o);
+        Py_ssize_t prev = 0;
+        for (Py_ssize_t r = 0; r < nr; r++) {
+            Py_ssize_t a = 0, b = k;
+            double s0 = sh0, s1 = sh1;
+            if (runs_o != Py_None &&
+                !PyArg_ParseTuple(PyTuple_GET_ITEM(runs_o, r), "nndd", &a, &b, &s0, &s1))
+                goto done1;
+            if (a != prev || b < a || b > k || (r == nr - 1 && b != k)) {
+                PyErr_SetString(PyExc_ValueError, "scalars: runs must cover the tensors in order");
+                goto done1;
+            }
+            prev = b;
+            for (Py_ssize_t j = a; j < b; j++) {
+                for (int q = 0; q < 2; q++) {
+                    double o = dt[q * T + t0 + j] + (q ? s1 : s0);
+                    if (uses_stats) o = o + stt[q * T + t0 + j];
+                    o = max_c64(o, -c);
+                    o = min_c64(o, c);
+                    out[q * k + j] = exp(o);
+                }
             }
         }
     }
     Py_INCREF(Py_None);
     res = Py_None;
-    if (held_sh) PyBuffer_Release(&bsh);
 done1:
     PyBuffer_Release(&bo);
 done2:

@@ -100,6 +100,13 @@ class ElementwiseKernel(KernelBase):
         self._fb = (float(self._b1), float(self._b2))
         self.implementation = "fused" if self._native is not None else "ufunc"
 
+    def __getstate__(self) -> dict:  # a module does not pickle: found again on load
+        return {k: v for k, v in self.__dict__.items() if k != "_native"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._native = fused.enabled() if state.get("implementation") == "fused" else None
+
     def _prepare(self, count: int) -> StepPlan:
         """The step's plan (folded scalars, modes), made once per count; refill the
         |beta| vectors if they moved."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import sysconfig
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,16 +27,18 @@ needs_fused = pytest.mark.skipif(not fused.built(), reason="kernels._fused is no
                                  "at install time); the ufunc chains serve")
 
 
-def _compiler() -> bool:
+def _can_build() -> bool:
+    """Python's C compiler and its headers are here (what building kernels._fused needs)."""
     cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
-    return shutil.which(cc) is not None
+    headers = Path(sysconfig.get_paths()["include"]) / "Python.h"
+    return shutil.which(cc) is not None and headers.exists()
 
 
 def test_built_wherever_a_compiler_is():
-    """An install on a machine with Python's C compiler builds the fused loops (the build is
-    optional, so a broken build would otherwise go unnoticed)."""
-    if not _compiler():
-        pytest.skip("no C compiler here: the fused loops are optional")
+    """An install on a machine with Python's C compiler and headers builds the fused loops
+    (the build is optional, so a broken build would otherwise go unnoticed)."""
+    if not _can_build():
+        pytest.skip("no C compiler or Python headers here: the fused loops are optional")
     assert fused.built(), "kernels._fused was not built although a C compiler is present"
     assert fused.describe().startswith("fused C")
 
@@ -255,3 +258,16 @@ def test_controller_scalars_with_runs_fused_is_numpy(monkeypatch):
             np.testing.assert_array_equal(a, b)
         else:
             np.testing.assert_allclose(a, b, rtol=1e-14)
+
+
+def test_kernel_pickles(monkeypatch):
+    """A kernel with the compiled loop pickles (process pools) and keeps using it."""
+    import pickle
+
+    k = ElementwiseKernel(MLPS["halo-v2"], B1, B2, EPS, 64)
+    k2 = pickle.loads(pickle.dumps(k))
+    assert k2.implementation == k.implementation
+    p = np.ones(64, np.float32)
+    k2.update(p, np.full(64, 0.1, np.float32), np.zeros(64, np.float32), np.zeros(64, np.float32), 1,
+              [(0, 64, 1e-2, 1.0)])
+    assert np.all(p < 1.0)

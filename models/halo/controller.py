@@ -287,14 +287,12 @@ class Controller:
         out = np.empty((2, t1 - t0))
         if runs is None:
             s0, s1 = self._shared(count, progress)
-            sh = None
+            per_run = None
         else:
             s0 = s1 = 0.0
-            sh = np.empty((2, t1 - t0))
-            for c, (a, b) in zip(*runs):
-                sh[0, a:b], sh[1, a:b] = self._shared(c, progress)
-        self.native.scalars(self.depth_term, self.stat_term, t0, t1, s0, s1, sh, self.uses_stats,
-                           self.log_clip, out)
+            per_run = tuple([(a, b, *self._shared(c, progress)) for c, (a, b) in zip(*runs)])
+        self.native.scalars(self.depth_term, self.stat_term, t0, t1, s0, s1, per_run,
+                            self.uses_stats, self.log_clip, out)
         return out[0], out[1]
 
     def _shared(self, count: int, progress: float):

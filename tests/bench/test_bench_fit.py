@@ -29,6 +29,9 @@ def test_bench_kernels_writes_ratios(tmp_path, capsys):
     assert r["command"].startswith("halo-agent bench kernels")
     md = (out / "report.md").read_text()
     assert "| 2e+03 | halo-v0 |" in md and "tdp-female/mlp" in md
+    from kernels import fused
+
+    assert r["implementation"] == fused.describe() and fused.describe() in md  # which code ran
 
 
 def test_bench_kernels_rejects_bad_sizes(capsys):
