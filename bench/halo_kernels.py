@@ -206,9 +206,8 @@ def markdown(report: Dict[str, Any], command: str) -> str:
              f"Machine: {m['platform']} ({m['machine']}, {m['cpus']} CPUs), Python {m['python']}, "
              f"NumPy {m['numpy']}, 1 BLAS thread.  Ratios HALO/Adam are medians of "
              f"{report['rounds']} interleaved rounds (Adam, HALO, Adam); seconds are medians too.  "
-             f"HALO's and Adam's updates both ran as "
-             f"{report.get('implementation', 'NumPy ufunc chains')} (`HALO_FUSED=0`: the NumPy "
-             "chains).",
+             f"HALO's and Adam's updates alike ran as: "
+             f"{report.get('implementation', 'NumPy ufunc chains')}.",
              "", "## 1. One update of n parameters (one tensor)", "",
              "| n | weights | Adam (ns/param) | HALO (ns/param) | HALO / Adam |",
              "|---:|---|---:|---:|---:|"]
