@@ -681,16 +681,37 @@ done:
  * calls on builds without AVX-512 (checked at test time, tests/test_fused.py), and may
  * differ by an ulp where NumPy vectorises them. */
 
-static int get_f64(PyObject *o, Py_buffer *b, Py_ssize_t n, const char *name, int writable) {
-    if (PyObject_GetBuffer(o, b, (writable ? PyBUF_WRITABLE : 0) | PyBUF_C_CONTIGUOUS) < 0)
-        return -1;
+/* The buffers a call holds, released together (no release ladders). */
+typedef struct {
+    Py_buffer b[10];
+    int n;
+} bufs_t;
+
+static void bufs_release(bufs_t *s) {
+    while (s->n > 0) PyBuffer_Release(&s->b[--s->n]);
+}
+
+/* o's contiguous buffer, held by s (NULL: an exception is set). */
+static Py_buffer *bufs_get(bufs_t *s, PyObject *o, int writable) {
+    if (s->n >= 10) {
+        PyErr_SetString(PyExc_RuntimeError, "too many buffers");
+        return NULL;
+    }
+    if (PyObject_GetBuffer(o, &s->b[s->n], (writable ? PyBUF_WRITABLE : 0) | PyBUF_C_CONTIGUOUS) < 0)
+        return NULL;
+    return &s->b[s->n++];
+}
+
+/* o's n float64 values, held by s (NULL: an exception naming the argument is set). */
+static double *bufs_f64(bufs_t *s, PyObject *o, Py_ssize_t n, const char *name, int writable) {
+    Py_buffer *b = bufs_get(s, o, writable);
+    if (b == NULL) return NULL;
     if (b->len != n * (Py_ssize_t)sizeof(double)) {
         PyErr_Format(PyExc_ValueError, "%s: expected %zd float64 values, got %zd bytes", name, n,
                      b->len);
-        PyBuffer_Release(b);
-        return -1;
+        return NULL;
     }
-    return 0;
+    return (double *)b->buf;
 }
 
 /* NumPy's pairwise summation of n doubles (numpy/_core/src/umath/loops_utils.h.src), the
@@ -728,8 +749,8 @@ typedef struct {
     Py_ssize_t J, S;
 } runs_t;
 
-static int parse_runs(Py_buffer *bf, Py_buffer *bs, Py_buffer *bst, Py_ssize_t S, Py_ssize_t n,
-                      runs_t *r) {
+static int parse_runs(const Py_buffer *bf, const Py_buffer *bs, const Py_buffer *bst, Py_ssize_t S,
+                      Py_ssize_t n, runs_t *r) {
     r->J = bst->len / 8;
     r->S = S;
     r->first = (const long long *)bf->buf;
@@ -752,31 +773,31 @@ static int parse_runs(Py_buffer *bf, Py_buffer *bs, Py_buffer *bst, Py_ssize_t S
 
 /* take(src float32 (n,), first, stride, starts int64 (J,), out float32 (S,)): the sample */
 static PyObject *take(PyObject *self, PyObject *args) {
-    Py_buffer bsrc, bf, bs, bst, bo;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*w*", &bsrc, &bf, &bs, &bst, &bo)) return NULL;
-    PyObject *res = NULL;
+    PyObject *o[5];
+    bufs_t bs = {.n = 0};
+    Py_buffer *b[5];
     runs_t r;
-    const Py_ssize_t n = bsrc.len / (Py_ssize_t)sizeof(float);
-    if (parse_runs(&bf, &bs, &bst, bo.len / (Py_ssize_t)sizeof(float), n, &r)) goto done;
+    if (!PyArg_ParseTuple(args, "OOOOO", &o[0], &o[1], &o[2], &o[3], &o[4])) return NULL;
+    for (int k = 0; k < 5; k++)
+        if ((b[k] = bufs_get(&bs, o[k], k == 4)) == NULL) goto fail;
+    if (parse_runs(b[1], b[2], b[3], b[4]->len / (Py_ssize_t)sizeof(float),
+                   b[0]->len / (Py_ssize_t)sizeof(float), &r))
+        goto fail;
     {
-        const float *src = (const float *)bsrc.buf;
-        float *out = (float *)bo.buf;
+        const float *src = (const float *)b[0]->buf;
+        float *out = (float *)b[4]->buf;
         for (Py_ssize_t j = 0; j < r.J; j++) {
-            const Py_ssize_t a = r.starts[j], b = j + 1 < r.J ? r.starts[j + 1] : r.S;
+            const Py_ssize_t a = r.starts[j], e = j + 1 < r.J ? r.starts[j + 1] : r.S;
             const float *x = src + r.first[j];
             const Py_ssize_t st = r.stride[j];
-            for (Py_ssize_t i = 0; i < b - a; i++) out[a + i] = x[i * st];
+            for (Py_ssize_t i = 0; i < e - a; i++) out[a + i] = x[i * st];
         }
     }
-    Py_INCREF(Py_None);
-    res = Py_None;
-done:
-    PyBuffer_Release(&bsrc);
-    PyBuffer_Release(&bf);
-    PyBuffer_Release(&bs);
-    PyBuffer_Release(&bst);
-    PyBuffer_Release(&bo);
-    return res;
+    bufs_release(&bs);
+    Py_RETURN_NONE;
+fail:
+    bufs_release(&bs);
+    return NULL;
 }
 
 /* gather(g, p_after float32 (n,), before float32 (S,), first, stride, starts, ids int64 (J,),
@@ -785,34 +806,39 @@ done:
  * reduceat-ordered float64 sum of g^2, p^2, (p - before)^2 (r = 0, 1, 2) over its sample,
  * and acc[3, ids[j]] += counts[j]. */
 static PyObject *gather(PyObject *self, PyObject *args) {
-    Py_buffer bg, bp, bb, bf, bs, bst, bid, bc, ba;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*y*w*", &bg, &bp, &bb, &bf, &bs, &bst, &bid, &bc,
-                          &ba))
-        return NULL;
-    PyObject *res = NULL;
+    PyObject *o[9]; /* g, p, before, first, stride, starts, ids, counts, acc */
+    bufs_t bs = {.n = 0};
+    Py_buffer *b[9];
     double *buf = NULL;
     runs_t r;
-    const Py_ssize_t n = bg.len / (Py_ssize_t)sizeof(float), S = bb.len / (Py_ssize_t)sizeof(float);
-    const Py_ssize_t T = ba.len / (Py_ssize_t)sizeof(double) / 4;
-    if (parse_runs(&bf, &bs, &bst, S, n, &r)) goto done;
-    if (bp.len != bg.len || bid.len != r.J * 8 || bc.len != r.J * 8 ||
-        ba.len != 4 * T * (Py_ssize_t)sizeof(double)) {
+    if (!PyArg_ParseTuple(args, "OOOOOOOOO", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6],
+                          &o[7], &o[8]))
+        return NULL;
+    for (int k = 0; k < 9; k++)
+        if ((b[k] = bufs_get(&bs, o[k], k == 8)) == NULL) goto fail;
+    const Py_ssize_t n = b[0]->len / (Py_ssize_t)sizeof(float);
+    const Py_ssize_t S = b[2]->len / (Py_ssize_t)sizeof(float);
+    const Py_ssize_t T = b[8]->len / (Py_ssize_t)sizeof(double) / 4;
+    if (parse_runs(b[3], b[4], b[5], S, n, &r)) goto fail;
+    if (b[1]->len != b[0]->len || b[6]->len != r.J * 8 || b[7]->len != r.J * 8 ||
+        b[8]->len != 4 * T * (Py_ssize_t)sizeof(double)) {
         PyErr_SetString(PyExc_ValueError, "gather: inconsistent array lengths");
-        goto done;
+        goto fail;
     }
-    const float *g = (const float *)bg.buf, *p = (const float *)bp.buf, *before = (const float *)bb.buf;
-    const double *counts = (const double *)bc.buf;
-    const long long *ids = (const long long *)bid.buf;
-    double *acc = (double *)ba.buf;
+    const float *g = (const float *)b[0]->buf, *p = (const float *)b[1]->buf;
+    const float *before = (const float *)b[2]->buf;
+    const long long *ids = (const long long *)b[6]->buf;
+    const double *counts = (const double *)b[7]->buf;
+    double *acc = (double *)b[8]->buf;
     for (Py_ssize_t j = 0; j < r.J; j++)
         if (ids[j] < 0 || ids[j] >= T) {
             PyErr_SetString(PyExc_ValueError, "gather: tensor ids out of range");
-            goto done;
+            goto fail;
         }
     buf = (double *)PyMem_Malloc((size_t)(3 * (S > 0 ? S : 1)) * sizeof(double));
     if (buf == NULL) {
         PyErr_NoMemory();
-        goto done;
+        goto fail;
     }
     for (Py_ssize_t j = 0; j < r.J; j++) {
         const Py_ssize_t a = r.starts[j], len = (j + 1 < r.J ? r.starts[j + 1] : S) - a;
@@ -831,20 +857,13 @@ static PyObject *gather(PyObject *self, PyObject *args) {
         acc[2 * T + ids[j]] += reduce_run(x2, len);
         acc[3 * T + ids[j]] += counts[j];
     }
-    Py_INCREF(Py_None);
-    res = Py_None;
-done:
     PyMem_Free(buf);
-    PyBuffer_Release(&bg);
-    PyBuffer_Release(&bp);
-    PyBuffer_Release(&bb);
-    PyBuffer_Release(&bf);
-    PyBuffer_Release(&bs);
-    PyBuffer_Release(&bst);
-    PyBuffer_Release(&bid);
-    PyBuffer_Release(&bc);
-    PyBuffer_Release(&ba);
-    return res;
+    bufs_release(&bs);
+    Py_RETURN_NONE;
+fail:
+    PyMem_Free(buf);
+    bufs_release(&bs);
+    return NULL;
 }
 
 /* finish(acc (4, T), fin (3, T), have (T,) bool, mask (T,) bool, stat_term (2, T),
@@ -859,39 +878,19 @@ static PyObject *finish(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "OOOOO(dd)(dd)pn", &acc_o, &fin_o, &have_o, &mask_o, &st_o, &tg0,
                           &tg1, &tr0, &tr1, &every, &n_have))
         return NULL;
-    Py_buffer ba, bf, bh, bm, bst;
-    if (PyObject_GetBuffer(have_o, &bh, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) return NULL;
-    const Py_ssize_t T = bh.len;
-    if (PyObject_GetBuffer(mask_o, &bm, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) {
-        PyBuffer_Release(&bh);
-        return NULL;
-    }
-    if (bm.len != T) {
+    bufs_t bs = {.n = 0};
+    Py_buffer *bh = bufs_get(&bs, have_o, 1), *bm = bh ? bufs_get(&bs, mask_o, 1) : NULL;
+    if (bm == NULL) goto fail;
+    const Py_ssize_t T = bh->len;
+    if (bm->len != T) {
         PyErr_SetString(PyExc_ValueError, "finish: have and mask differ in length");
-        PyBuffer_Release(&bh);
-        PyBuffer_Release(&bm);
-        return NULL;
+        goto fail;
     }
-    if (get_f64(acc_o, &ba, 4 * T, "acc", 1)) {
-        PyBuffer_Release(&bh);
-        PyBuffer_Release(&bm);
-        return NULL;
-    }
-    if (get_f64(fin_o, &bf, 3 * T, "fin", 1)) {
-        PyBuffer_Release(&bh);
-        PyBuffer_Release(&bm);
-        PyBuffer_Release(&ba);
-        return NULL;
-    }
-    if (get_f64(st_o, &bst, 2 * T, "stat_term", 1)) {
-        PyBuffer_Release(&bh);
-        PyBuffer_Release(&bm);
-        PyBuffer_Release(&ba);
-        PyBuffer_Release(&bf);
-        return NULL;
-    }
-    double *acc = (double *)ba.buf, *fin = (double *)bf.buf, *st = (double *)bst.buf;
-    unsigned char *have = (unsigned char *)bh.buf, *mask = (unsigned char *)bm.buf;
+    double *acc = bufs_f64(&bs, acc_o, 4 * T, "acc", 1);
+    double *fin = acc ? bufs_f64(&bs, fin_o, 3 * T, "fin", 1) : NULL;
+    double *st = fin ? bufs_f64(&bs, st_o, 2 * T, "stat_term", 1) : NULL;
+    if (st == NULL) goto fail;
+    unsigned char *have = (unsigned char *)bh->buf, *mask = (unsigned char *)bm->buf;
     const int fill_first = n_have != T;
     for (Py_ssize_t k = 0; k < T; k++) {
         double cnt = acc[3 * T + k];
@@ -931,12 +930,11 @@ static PyObject *finish(PyObject *self, PyObject *args) {
     }
     if (!every) memset(mask, 0, (size_t)T);
     memset(acc, 0, (size_t)(4 * T) * sizeof(double));
-    PyBuffer_Release(&bh);
-    PyBuffer_Release(&bm);
-    PyBuffer_Release(&ba);
-    PyBuffer_Release(&bf);
-    PyBuffer_Release(&bst);
+    bufs_release(&bs);
     return PyLong_FromSsize_t(n_have);
+fail:
+    bufs_release(&bs);
+    return NULL;
 }
 
 /* scalars(depth_term (2, T), stat_term (2, T), t0, t1, sh0, sh1, runs, uses_stats, clip,
@@ -953,26 +951,24 @@ static PyObject *scalars(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "OOnnddOpdO", &dt_o, &st_o, &t0, &t1, &sh0, &sh1, &runs_o,
                           &uses_stats, &c, &out_o))
         return NULL;
-    Py_buffer bd, bs, bo;
-    if (PyObject_GetBuffer(dt_o, &bd, PyBUF_C_CONTIGUOUS) < 0) return NULL;
-    const Py_ssize_t T = bd.len / (Py_ssize_t)sizeof(double) / 2, k = t1 - t0;
-    PyObject *res = NULL;
-    if (get_f64(st_o, &bs, 2 * T, "stat_term", 0)) {
-        PyBuffer_Release(&bd);
-        return NULL;
-    }
+    bufs_t bs = {.n = 0};
+    Py_buffer *bd = bufs_get(&bs, dt_o, 0);
+    if (bd == NULL) goto fail;
+    const Py_ssize_t T = bd->len / (Py_ssize_t)sizeof(double) / 2, k = t1 - t0;
+    const double *stt = bufs_f64(&bs, st_o, 2 * T, "stat_term", 0);
+    if (stt == NULL) goto fail;
     if (t0 < 0 || t1 > T || k < 0) {
         PyErr_SetString(PyExc_ValueError, "scalars: tensors out of range");
-        goto done2;
+        goto fail;
     }
     if (runs_o != Py_None && !PyTuple_Check(runs_o)) {
         PyErr_SetString(PyExc_TypeError, "scalars: runs must be None or a tuple");
-        goto done2;
+        goto fail;
     }
-    if (get_f64(out_o, &bo, 2 * k, "out", 1)) goto done2;
+    double *out = bufs_f64(&bs, out_o, 2 * k, "out", 1);
+    if (out == NULL) goto fail;
     {
-        const double *dt = (const double *)bd.buf, *stt = (const double *)bs.buf;
-        double *out = (double *)bo.buf;
+        const double *dt = (const double *)bd->buf;
         const Py_ssize_t nr = runs_o == Py_None ? 1 : PyTuple_GET_SIZE(runs_o);
         Py_ssize_t prev = 0;
         for (Py_ssize_t r = 0; r < nr; r++) {
@@ -980,10 +976,10 @@ static PyObject *scalars(PyObject *self, PyObject *args) {
             double s0 = sh0, s1 = sh1;
             if (runs_o != Py_None &&
                 !PyArg_ParseTuple(PyTuple_GET_ITEM(runs_o, r), "nndd", &a, &b, &s0, &s1))
-                goto done1;
+                goto fail;
             if (a != prev || b < a || b > k || (r == nr - 1 && b != k)) {
                 PyErr_SetString(PyExc_ValueError, "scalars: runs must cover the tensors in order");
-                goto done1;
+                goto fail;
             }
             prev = b;
             for (Py_ssize_t j = a; j < b; j++) {
@@ -997,14 +993,11 @@ static PyObject *scalars(PyObject *self, PyObject *args) {
             }
         }
     }
-    Py_INCREF(Py_None);
-    res = Py_None;
-done1:
-    PyBuffer_Release(&bo);
-done2:
-    PyBuffer_Release(&bd);
-    PyBuffer_Release(&bs);
-    return res;
+    bufs_release(&bs);
+    Py_RETURN_NONE;
+fail:
+    bufs_release(&bs);
+    return NULL;
 }
 
 static PyMethodDef methods[] = {

@@ -11,7 +11,7 @@ import numpy as np
 from kernels.layers import cross_entropy_per_example
 from kernels.optim_base import Optimizer, StepInfo, slice_state
 from kernels.sparsity import adjacent_groups, draw_mask, segments
-from models.nets import Network
+from models.nets import EVAL_CHUNK, Network
 
 
 def batch_indices(n: int, batch_size: int, seed: int) -> Iterator[np.ndarray]:
@@ -30,21 +30,93 @@ def batch_indices(n: int, batch_size: int, seed: int) -> Iterator[np.ndarray]:
             yield perm[s:s + bs]
 
 
+_GROUP_CHUNK = 4096
+"""Rows hashed or compared at a time by :func:`example_groups` (bounds its extra memory)."""
+
+
+def _row_chunks(x) -> Iterator[Tuple[int, np.ndarray]]:
+    """``(start, rows)``: the examples as contiguous byte rows (uint8 (m, bytes)), a chunk at
+    a time; a lazily standardised image split yields its stored uint8 pixels."""
+    n = x.shape[0]
+    for a in range(0, n, _GROUP_CHUNK):
+        if hasattr(x, "pixels"):  # models.data.lazy.StandardizedImages: no float32 copy
+            rows = x.pixels[x.index[a:a + _GROUP_CHUNK]]
+        else:
+            rows = np.asarray(x[a:a + _GROUP_CHUNK])
+        rows = np.ascontiguousarray(rows.reshape(rows.shape[0], -1))
+        yield a, rows.view(np.uint8).reshape(rows.shape[0], -1)
+
+
+def _row_hashes(x) -> np.ndarray:
+    """A 64-bit hash of each example's bytes (uint64 (N,)), chunk by chunk."""
+    out = np.empty(x.shape[0], np.uint64)
+    mul, shift = np.uint64(0x9E3779B97F4A7C15), np.uint64(29)
+    for a, rows in _row_chunks(x):
+        pad = -rows.shape[1] % 8
+        if pad:
+            rows = np.concatenate([rows, np.zeros((rows.shape[0], pad), np.uint8)], axis=1)
+        words = rows.view(np.uint64)
+        h = np.full(rows.shape[0], 0xCBF29CE484222325, np.uint64)
+        for w in range(words.shape[1]):
+            h ^= words[:, w]
+            h *= mul
+            h ^= h >> shift
+        out[a:a + rows.shape[0]] = h
+    return out
+
+
 def example_groups(x: np.ndarray) -> np.ndarray:
     """Group id (int64, (N,)) per example: identical examples share one id, numbered in
     order of first appearance.
 
     A training split balanced by oversampling (HALO's thyroid task) holds copies of
     the same example; a validation split must keep every copy on one side, or it
-    measures memorisation instead of generalisation.
+    measures memorisation instead of generalisation.  Examples are equal when their
+    stored bytes are (uint8 pixels for image splits).  Found by a 64-bit hash of each
+    example, then checked byte for byte against its group's first example, a chunk at a
+    time, so the extra memory is O(N) integers (sorting the rows themselves held two
+    copies of a 60k-image split); a hash collision (never seen) falls back to sorting.
     """
+    n = x.shape[0]
+    _, first, inverse = np.unique(_row_hashes(x), return_index=True, return_inverse=True)
+    inverse = inverse.ravel()
+    rep = first[inverse]  # each example's group's first example
+    exact = True
+    for a, rows in _row_chunks(x):
+        ref = rep[a:a + rows.shape[0]]
+        same = ref == np.arange(a, a + rows.shape[0])
+        if same.all():
+            continue
+        others = [r for _, r in _row_chunks_at(x, ref[~same])]
+        if not np.array_equal(rows[~same], np.concatenate(others)):
+            exact = False
+            break
+    if not exact:
+        return _example_groups_sorted(x)
+    # number the groups in order of first appearance, so the ids (and a seeded split by
+    # them) do not depend on how the examples are stored (uint8 pixels or float32)
+    rank = np.empty(first.size, np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(first.size)
+    return rank[inverse] if n else np.zeros(0, np.int64)
+
+
+def _row_chunks_at(x, rows: np.ndarray) -> Iterator[Tuple[int, np.ndarray]]:
+    """:func:`_row_chunks` of the examples ``rows`` (an index array), in that order."""
+    if hasattr(x, "pixels"):
+        sub = x.pixels[x.index[rows]]
+    else:
+        sub = np.asarray(x[rows])
+    sub = np.ascontiguousarray(sub.reshape(sub.shape[0], -1))
+    yield 0, sub.view(np.uint8).reshape(sub.shape[0], -1)
+
+
+def _example_groups_sorted(x: np.ndarray) -> np.ndarray:
+    """:func:`example_groups` by sorting the rows' bytes (the reference; memory: copies)."""
     if hasattr(x, "stored"):  # a lazily standardised image split: group its uint8 pixels
         x = x.stored()
     rows = np.ascontiguousarray(x.reshape(x.shape[0], -1))
     keys = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
     _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-    # number the groups in order of first appearance, so the ids (and a seeded split by
-    # them) do not depend on how the examples are stored (uint8 pixels or float32)
     rank = np.empty(first.size, np.int64)
     rank[np.argsort(first, kind="stable")] = np.arange(first.size)
     return rank[inverse.ravel()]
@@ -111,7 +183,7 @@ class ValidationProbe:
     """
 
     def __init__(self, x: np.ndarray, y: np.ndarray, train_y: np.ndarray, num_classes: int,
-                 every: int, chunk: int = 256, planned_epochs: float = math.nan,
+                 every: int, chunk: int = EVAL_CHUNK, planned_epochs: float = math.nan,
                  rollback: float = 0.0, on_error: bool = False):
         if every < 1:
             raise ValueError(f"validation every must be >= 1 step, got {every}")
@@ -142,13 +214,14 @@ class ValidationProbe:
         examples, from one forward pass: the error is the mean over the classes present of
         the fraction of their examples misclassified (what a balanced test split's
         accuracy measures)."""
-        total = 0.0
+        ce = np.empty(self.y.shape[0])
         wrong = np.empty(self.y.shape[0], bool)
-        for s in range(0, self.y.shape[0], self.chunk):
+        for s in range(0, self.y.shape[0], self.chunk):  # the evaluation's chunk: its buffers
             logits = net.forward(self.x[s:s + self.chunk])
-            yb, wb = self.y[s:s + self.chunk], self.weights[s:s + self.chunk]
-            total += float(np.dot(cross_entropy_per_example(logits, yb), wb))
+            yb = self.y[s:s + self.chunk]
+            ce[s:s + yb.shape[0]] = cross_entropy_per_example(logits, yb)
             wrong[s:s + yb.shape[0]] = logits.argmax(axis=1) != yb
+        total = float(np.dot(ce, self.weights))
         return total, class_error(wrong, self.y) if self.y.size else math.nan
 
     def keep_best(self, params: np.ndarray, loss: float, error: float = math.nan) -> bool:

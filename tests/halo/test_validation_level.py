@@ -384,3 +384,22 @@ def test_rollback_on_the_balanced_error_restores_past_an_absolute_margin():
     p += 1
     assert probe.keep_best(p, 0.1, 0.36)       # error worse by 0.06: back, whatever the loss
     assert np.array_equal(p, np.full(3, 2.0)) and probe.rollbacks == 1
+
+
+def test_example_groups_by_hash_equal_the_sorted_reference(monkeypatch):
+    """Hash-then-verify groups are the sorted rows' groups: duplicates across chunk
+    boundaries, float32 rows where -0.0 and 0.0 are different bytes, uint8 images, and a
+    forced hash collision (every hash equal) that must fall back to sorting."""
+    import models.train as train
+
+    rng = np.random.default_rng(5)
+    base = rng.standard_normal((300, 7)).astype(np.float32)
+    base[1, 0], base[2, 0] = 0.0, -0.0
+    base[2, 1:] = base[1, 1:]  # equal as floats, different as bytes
+    x = base[rng.integers(0, 300, 9000)]  # > _GROUP_CHUNK rows, copies far apart
+    img = rng.integers(0, 3, (5000, 2, 2, 1), dtype=np.uint8)  # few distinct images
+    for data in (x, img):
+        np.testing.assert_array_equal(train.example_groups(data),
+                                      train._example_groups_sorted(data))
+    monkeypatch.setattr(train, "_row_hashes", lambda a: np.zeros(a.shape[0], np.uint64))
+    np.testing.assert_array_equal(train.example_groups(x), train._example_groups_sorted(x))
