@@ -241,7 +241,7 @@ def make_halo(lr: Optional[float] = None, *, weights: Union[None, str, Path, Hal
                                   None if split is None else ([c for _, _, c in info.runs], split[1]))
         before = None
         fast = ctrl.native
-        if ctrl.uses_stats and seg.sample.size:  # params[sample] before the step, float64
+        if ctrl.uses_stats and seg.sample.size:  # params[sample] before the step
             if fast is not None:  # float32: the values are parameters
                 before = seg.before32
                 fast.take(params, seg.sample_first, seg.sample_stride, seg.sample_starts, before)
