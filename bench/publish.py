@@ -141,6 +141,14 @@ def _run(argv: Sequence[str], log: Callable[[str], None], env: Dict[str, str]) -
     return p.stdout
 
 
+def _existing_report(step: Step, folder: Path, out: Path) -> Optional[Dict[str, Any]]:
+    """The report a step wrote earlier into ``out`` (None: there is none)."""
+    if step.name == "paper":
+        return _paper_parts(out) or None
+    path = folder / "report.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def _paper_parts(folder: Path) -> Dict[str, Any]:
     return {p.name: json.loads((p / "report.json").read_text())
             for p in sorted(folder.glob("paper-*")) if (p / "report.json").is_file()}
@@ -157,24 +165,30 @@ def run_publish(out: Path, data_dir: Optional[str] = None, *, quick: bool = Fals
     if data_dir:
         env["HALO_DATA_DIR"] = str(data_dir)  # bench kernels reads its tasks from here
     rows = []
+    kept = []  # steps not rerun (only): their rows from the reports already in OUT
     t0 = time.monotonic()
     for step in steps(data_dir):
-        if only and step.name not in only:
-            continue
         argv = list(step.quick if quick else step.full)
         folder = out / step.name if step.name != "paper" else out
         if step.stdout_report:
-            folder.mkdir(parents=True, exist_ok=True)
-            report = json.loads(_run(argv, log, env))
-            report["command"] = "halo-agent " + " ".join(argv)
-            (folder / "report.json").write_text(json.dumps(report, indent=1) + "\n")
             link = f"{step.name}/report.json"
             shown = argv + [">", str(folder / "report.json")]
         else:
             argv += ["--out", str(folder)]
             shown = argv
-            _run(argv, log, env)
             link = "paper.md" if step.name == "paper" else f"{step.name}/report.md"
+        if only and step.name not in only:
+            report = _existing_report(step, folder, out)
+            if report is None:
+                continue
+            kept.append(step.name)
+        elif step.stdout_report:
+            folder.mkdir(parents=True, exist_ok=True)
+            report = json.loads(_run(argv, log, env))
+            report["command"] = "halo-agent " + " ".join(argv)
+            (folder / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+        else:
+            _run(argv, log, env)
             report = (_paper_parts(out) if step.name == "paper"
                       else json.loads((folder / "report.json").read_text()))
         rows.append({"name": step.name, "what": ("quick check of: " if quick else "") + step.what,
@@ -186,7 +200,9 @@ def run_publish(out: Path, data_dir: Optional[str] = None, *, quick: bool = Fals
              "task and mean nothing.**" if quick else
              "Every number in the README's measured table, made by `halo-agent bench publish "
              f"--out {out}`; each row links the report it comes from."), "",
-            f"Made in {time.monotonic() - t0:.0f} s.", ""]
+            f"Made in {time.monotonic() - t0:.0f} s"
+            + (f"; the rows of {', '.join(kept)} are from their reports already there (not rerun)."
+               if kept else "."), ""]
     (out / "published.md").write_text("\n".join(head + table) + "\n")
     if readme is not None and not quick:
         rel = os.path.relpath(out, Path(readme).parent)

@@ -53,3 +53,38 @@ def test_quick_publish_writes_every_report_and_its_row(tmp_path, monkeypatch):
     cmp_row = next(r for r in res["rows"] if r["name"] == "compare-mnist-a")
     assert re.search(r"halo-v\d+ untuned", cmp_row["result"]) and "best tuned baseline" in cmp_row["result"]
     assert readme.read_text() == f"{BEGIN}\n| kept |\n{END}\n"  # quick never touches the README
+
+
+def test_only_reruns_its_steps_and_keeps_the_other_rows(tmp_path, monkeypatch):
+    """``--only`` reruns the steps it names; every other row is rebuilt from the report
+    already in OUT, so the README's table keeps all its rows (it lost them before)."""
+    import json
+
+    import bench.publish as pub
+
+    fake = [pub.Step("one", "first", ["bench", "one"], ["bench", "one"], lambda r: f"v={r['v']}"),
+            pub.Step("two", "second", ["bench", "two"], ["bench", "two"], lambda r: f"v={r['v']}"),
+            pub.Step("three", "third", ["bench", "three"], ["bench", "three"],
+                     lambda r: f"v={r['v']}")]
+    monkeypatch.setattr(pub, "steps", lambda data_dir=None: fake)
+    ran = []
+
+    def run(argv, log, env):
+        ran.append(argv[1])
+        folder = Path(argv[argv.index("--out") + 1])
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "report.json").write_text(json.dumps({"v": "new"}))
+        return ""
+
+    monkeypatch.setattr(pub, "_run", run)
+    out = tmp_path / "results"
+    (out / "one").mkdir(parents=True)
+    (out / "one" / "report.json").write_text(json.dumps({"v": "old"}))  # "three": never made
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{BEGIN}\n| x |\n{END}\n")
+    res = pub.run_publish(out, None, readme=readme, only=["two"], log=lambda m: None)
+    assert ran == ["two"]
+    assert [(r["name"], r["result"]) for r in res["rows"]] == [("one", "v=old"), ("two", "v=new")]
+    text = readme.read_text()
+    assert "v=old" in text and "v=new" in text
+    assert "rows of one are from their reports already there" in (out / "published.md").read_text()
