@@ -56,6 +56,7 @@ _abs = np.absolute
 _max = np.maximum
 _min = np.minimum
 _f32 = np.float32
+_F32 = np.dtype(np.float32)
 
 Piece = Tuple[int, int, float, float]
 """``(a, b, lr, gamma)``: elements ``[a, b)`` of the segment belong to one tensor."""
@@ -208,6 +209,9 @@ class ElementwiseKernel(KernelBase):
         gamma)``: the count's plan (the fold of :mod:`kernels.halo_plan`) and E's per-tensor
         constants (:meth:`_e_plan`) made in C by the same float64 operations, then
         :meth:`_chunk`'s operations in its order, so the ufunc chain's float32 results."""
+        if not p.dtype == g.dtype == m.dtype == v.dtype == _F32:  # the loop reads raw float32
+            raise TypeError(f"HALO update: p, g, m, v must be float32, got {p.dtype}, {g.dtype}, "
+                            f"{m.dtype}, {v.dtype}")
         b1, b2 = self._fb
         self._native.halo_step(p, g, m, v, b1, b2, self._mlp_floats, self.beta1, self.beta2,
                                self.eps, runs)

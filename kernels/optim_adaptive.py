@@ -16,6 +16,7 @@ _add = np.add
 _sub = np.subtract
 _div = np.divide
 _sqrt = np.sqrt
+_F32 = np.dtype(np.float32)
 
 # ---------------------------------------------------------------------------- adam
 
@@ -75,7 +76,7 @@ def adam(
 
     def update(params: np.ndarray, grads: np.ndarray, state: AdamState, info: StepInfo) -> None:
         step, eps_hat = adam_scalars(lr, beta1, beta2, eps, info.count)
-        if native is not None:
+        if native is not None and params.dtype == grads.dtype == _F32:  # raw float32 loop
             native.adam(params, grads, state.m, state.v, *consts, float(f32(eps_hat)), float(f32(step)))
             return
         arrays = (params, grads, state.m, state.v, state.tmp)

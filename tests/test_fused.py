@@ -271,3 +271,19 @@ def test_kernel_pickles(monkeypatch):
     k2.update(p, np.full(64, 0.1, np.float32), np.zeros(64, np.float32), np.zeros(64, np.float32), 1,
               [(0, 64, 1e-2, 1.0)])
     assert np.all(p < 1.0)
+
+
+@needs_fused
+def test_non_float32_arrays_are_refused_or_take_the_chain(monkeypatch):
+    """The compiled loops read raw float32: HALO refuses other dtypes (naming them), Adam's
+    update sends them to the ufunc chain, which casts."""
+    monkeypatch.setenv(fused.ENV, "1")
+    k = ElementwiseKernel(adam_like(), B1, B2, EPS, 8)
+    p64 = np.zeros(8)
+    with pytest.raises(TypeError, match="float32, got float64"):
+        k.update(p64, np.ones(8), np.zeros(8), np.zeros(8), 1, [(0, 8, 1e-2, 1.0)])
+    opt = adam(1e-2)
+    st = opt.init(8)
+    p = np.zeros(8, np.float32)
+    opt.update(p, np.ones(8), st, StepInfo(0, 0.0, 1, 0, 8, 0.0))  # float64 gradient
+    assert np.all(p < 0)
