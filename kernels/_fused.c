@@ -68,6 +68,54 @@ static int check_len(Py_buffer *b, Py_ssize_t n, const char *name) {
     return 0;
 }
 
+/* The buffers a call holds, released together (no release ladders). */
+typedef struct {
+    Py_buffer b[10];
+    int n;
+} bufs_t;
+
+static void bufs_release(bufs_t *s) {
+    while (s->n > 0) PyBuffer_Release(&s->b[--s->n]);
+}
+
+/* o's contiguous buffer, held by s (NULL: an exception is set). */
+static Py_buffer *bufs_get(bufs_t *s, PyObject *o, int writable) {
+    if (s->n >= 10) {
+        PyErr_SetString(PyExc_RuntimeError, "too many buffers");
+        return NULL;
+    }
+    if (PyObject_GetBuffer(o, &s->b[s->n], (writable ? PyBUF_WRITABLE : 0) | PyBUF_C_CONTIGUOUS) < 0)
+        return NULL;
+    return &s->b[s->n++];
+}
+
+/* o's n float64 values, held by s (NULL: an exception naming the argument is set). */
+static double *bufs_f64(bufs_t *s, PyObject *o, Py_ssize_t n, const char *name, int writable) {
+    Py_buffer *b = bufs_get(s, o, writable);
+    if (b == NULL) return NULL;
+    if (b->len != n * (Py_ssize_t)sizeof(double)) {
+        PyErr_Format(PyExc_ValueError, "%s: expected %zd float64 values, got %zd bytes", name, n,
+                     b->len);
+        return NULL;
+    }
+    return (double *)b->buf;
+}
+
+/* p, g, m, v: an update's float32 (n,) arrays (p, m, v writable), held by bs. */
+static int get_update_arrays(bufs_t *bs, PyObject *const o[4], float *arr[4], Py_ssize_t *n) {
+    static const char *const names[4] = {"p", "g", "m", "v"};
+    for (int k = 0; k < 4; k++) {
+        Py_buffer *b = bufs_get(bs, o[k], k != 1);
+        if (b == NULL) return -1;
+        if (k == 0)
+            *n = b->len / (Py_ssize_t)sizeof(float);
+        else if (check_len(b, *n, names[k]))
+            return -1;
+        arr[k] = (float *)b->buf;
+    }
+    return 0;
+}
+
 typedef struct {
     int k, base_is_m, has_kappa, even, odd;
     float kappa, hi, lo;
@@ -588,18 +636,16 @@ out:
  * forms (one tensor or all alike; a shared gain; per-tensor gains); then the loops do
  * ElementwiseKernel._chunk's operations in its order.  So the ufunc chain's results. */
 static PyObject *halo_step(PyObject *self, PyObject *args) {
-    Py_buffer bp, bg, bm, bv;
-    float b1, b2;
+    PyObject *o[4], *mlp_o, *runs_o;
+    float b1, b2, *arr[4];
     double beta1, beta2, eps;
-    PyObject *mlp_o, *runs_o;
     mlp_t mlp;
-    if (!PyArg_ParseTuple(args, "w*y*w*w*ffOdddO!", &bp, &bg, &bm, &bv, &b1, &b2, &mlp_o, &beta1,
-                          &beta2, &eps, &PyTuple_Type, &runs_o))
+    bufs_t bs = {.n = 0};
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "OOOOffOdddO!", &o[0], &o[1], &o[2], &o[3], &b1, &b2, &mlp_o,
+                          &beta1, &beta2, &eps, &PyTuple_Type, &runs_o))
         return NULL;
-    PyObject *result = NULL;
-    const Py_ssize_t n = bp.len / (Py_ssize_t)sizeof(float);
-    if (check_len(&bg, n, "g") || check_len(&bm, n, "m") || check_len(&bv, n, "v")) goto done;
-    if (parse_mlp(mlp_o, &mlp)) goto done;
+    if (get_update_arrays(&bs, o, arr, &n) || parse_mlp(mlp_o, &mlp)) goto fail;
     for (Py_ssize_t r = 0; r < PyTuple_GET_SIZE(runs_o); r++) {
         Py_ssize_t a, b;
         long long count;
@@ -607,25 +653,22 @@ static PyObject *halo_step(PyObject *self, PyObject *args) {
         plan_t plan;
         if (!PyArg_ParseTuple(PyTuple_GET_ITEM(runs_o, r), "nnLOOO", &a, &b, &count, &bounds_o,
                               &lr_o, &gamma_o))
-            goto done;
+            goto fail;
         if (a < 0 || b > n || a > b || count < 1) {
             PyErr_Format(PyExc_ValueError, "halo_step: run [%zd, %zd) at count %lld outside [0, %zd)",
                          a, b, count, n);
-            goto done;
+            goto fail;
         }
         fold_plan(&mlp, beta1, beta2, eps, count, &plan);
-        if (segment_update((float *)bp.buf + a, (const float *)bg.buf + a, (float *)bm.buf + a,
-                           (float *)bv.buf + a, b - a, b1, b2, &plan, bounds_o, lr_o, gamma_o))
-            goto done;
+        if (segment_update(arr[0] + a, arr[1] + a, arr[2] + a, arr[3] + a, b - a, b1, b2, &plan,
+                           bounds_o, lr_o, gamma_o))
+            goto fail;
     }
-    Py_INCREF(Py_None);
-    result = Py_None;
-done:
-    PyBuffer_Release(&bp);
-    PyBuffer_Release(&bg);
-    PyBuffer_Release(&bm);
-    PyBuffer_Release(&bv);
-    return result;
+    bufs_release(&bs);
+    Py_RETURN_NONE;
+fail:
+    bufs_release(&bs);
+    return NULL;
 }
 
 CLONES static void adam_loop(Py_ssize_t n, float *restrict p, const float *restrict g,
@@ -652,26 +695,22 @@ CLONES static void adam_loop(Py_ssize_t n, float *restrict p, const float *restr
 /* adam(p, g, m, v, b1, omb1, b2, omb2, eps_hat, step): kernels.optim_adaptive._adam_kernel's
  * twelve ufuncs (through kernels.optim_common.ema_moments) in one pass, same order. */
 static PyObject *adam(PyObject *self, PyObject *args) {
-    Py_buffer bp, bg, bm, bv;
-    float b1, omb1, b2, omb2, eps_hat, step;
-    if (!PyArg_ParseTuple(args, "w*y*w*w*ffffff", &bp, &bg, &bm, &bv, &b1, &omb1, &b2, &omb2,
+    PyObject *o[4];
+    float b1, omb1, b2, omb2, eps_hat, step, *arr[4];
+    bufs_t bs = {.n = 0};
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "OOOOffffff", &o[0], &o[1], &o[2], &o[3], &b1, &omb1, &b2, &omb2,
                           &eps_hat, &step))
         return NULL;
-    const Py_ssize_t n = bp.len / (Py_ssize_t)sizeof(float);
-    PyObject *result = NULL;
-    if (check_len(&bg, n, "g") || check_len(&bm, n, "m") || check_len(&bv, n, "v")) goto done;
+    if (get_update_arrays(&bs, o, arr, &n)) {
+        bufs_release(&bs);
+        return NULL;
+    }
     Py_BEGIN_ALLOW_THREADS
-    adam_loop(n, (float *)bp.buf, (const float *)bg.buf, (float *)bm.buf, (float *)bv.buf, b1, omb1,
-              b2, omb2, eps_hat, step);
+    adam_loop(n, arr[0], arr[1], arr[2], arr[3], b1, omb1, b2, omb2, eps_hat, step);
     Py_END_ALLOW_THREADS
-    Py_INCREF(Py_None);
-    result = Py_None;
-done:
-    PyBuffer_Release(&bp);
-    PyBuffer_Release(&bg);
-    PyBuffer_Release(&bm);
-    PyBuffer_Release(&bv);
-    return result;
+    bufs_release(&bs);
+    Py_RETURN_NONE;
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -681,38 +720,6 @@ done:
  * calls on builds without AVX-512 (checked at test time, tests/test_fused.py), and may
  * differ by an ulp where NumPy vectorises them. */
 
-/* The buffers a call holds, released together (no release ladders). */
-typedef struct {
-    Py_buffer b[10];
-    int n;
-} bufs_t;
-
-static void bufs_release(bufs_t *s) {
-    while (s->n > 0) PyBuffer_Release(&s->b[--s->n]);
-}
-
-/* o's contiguous buffer, held by s (NULL: an exception is set). */
-static Py_buffer *bufs_get(bufs_t *s, PyObject *o, int writable) {
-    if (s->n >= 10) {
-        PyErr_SetString(PyExc_RuntimeError, "too many buffers");
-        return NULL;
-    }
-    if (PyObject_GetBuffer(o, &s->b[s->n], (writable ? PyBUF_WRITABLE : 0) | PyBUF_C_CONTIGUOUS) < 0)
-        return NULL;
-    return &s->b[s->n++];
-}
-
-/* o's n float64 values, held by s (NULL: an exception naming the argument is set). */
-static double *bufs_f64(bufs_t *s, PyObject *o, Py_ssize_t n, const char *name, int writable) {
-    Py_buffer *b = bufs_get(s, o, writable);
-    if (b == NULL) return NULL;
-    if (b->len != n * (Py_ssize_t)sizeof(double)) {
-        PyErr_Format(PyExc_ValueError, "%s: expected %zd float64 values, got %zd bytes", name, n,
-                     b->len);
-        return NULL;
-    }
-    return (double *)b->buf;
-}
 
 /* NumPy's pairwise summation of n doubles (numpy/_core/src/umath/loops_utils.h.src), the
  * order np.add.reduceat sums a contiguous run in: a[0] + pairwise(a[1:]). */
