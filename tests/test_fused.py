@@ -40,7 +40,8 @@ def test_built_wherever_a_compiler_is():
     if not _can_build():
         pytest.skip("no C compiler or Python headers here: the fused loops are optional")
     assert fused.built(), "kernels._fused was not built although a C compiler is present"
-    assert fused.describe().startswith("fused C")
+    if fused.enabled() is not None:  # HALO_FUSED=0 runs the suite on the ufunc chains
+        assert fused.describe().startswith("fused C")
 
 
 def test_switch_off(monkeypatch):
@@ -175,12 +176,14 @@ def test_adam_fused_is_the_chain(n, monkeypatch):
 @needs_fused
 def test_wrong_lengths_are_refused():
     """The loops check their buffers' lengths (a mismatch would read past an array)."""
+    from kernels import _fused as native  # built (needs_fused), whatever HALO_FUSED says
+
     p, g = np.zeros(10, np.float32), np.zeros(9, np.float32)
     with pytest.raises(ValueError, match="g: expected 10 float32"):
-        fused.enabled().adam(p, g, p.copy(), p.copy(), 0.9, 0.1, 0.999, 0.001, 1e-8, 1e-3)
+        native.adam(p, g, p.copy(), p.copy(), 0.9, 0.1, 0.999, 0.001, 1e-8, 1e-3)
     mlp = (0.0, ((0.0, 1.0, 1.0, 0.0, 0.0),))
     one = np.ones(1)
-    halo = fused.enabled().halo_step
+    halo = native.halo_step
     with pytest.raises(ValueError, match="bounds must run from 0 to n"):
         halo(p, p.copy(), p.copy(), p.copy(), 0.9, 0.999, mlp, 0.9, 0.999, 1e-8,
              ((0, 10, 1, np.array([0, 9], np.int64), one, one),))
