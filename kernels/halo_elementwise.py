@@ -67,6 +67,12 @@ _PLANS_KEPT = 64
 a plan is cheap to remake from its block)."""
 
 
+def _run(a: int, b: int, count: int, pieces: Pieces) -> tuple:
+    """A run as the fused loop reads it: ``(a, b, count, bounds, lr, gamma)``, contiguous."""
+    return (a, b, int(count), pieces.bounds, np.ascontiguousarray(pieces.lr, np.float64),
+            np.ascontiguousarray(pieces.gamma, np.float64))
+
+
 class ElementwiseKernel(KernelBase):
     """The elementwise HALO update for segments of at most ``n_max`` elements.
 
@@ -174,10 +180,7 @@ class ElementwiseKernel(KernelBase):
         ``(a, b, lr, gamma)`` tuples.
         """
         if self._native is not None:
-            pc = Pieces.of(pieces)
-            self._fused(p, g, m, v, ((0, p.shape[0], int(count), pc.bounds,
-                                      np.ascontiguousarray(pc.lr, np.float64),
-                                      np.ascontiguousarray(pc.gamma, np.float64)),))
+            self._fused(p, g, m, v, (_run(0, p.shape[0], count, Pieces.of(pieces)),))
             return
         plan = self._prepare(count)
         e_plan = self._e_plan(plan, Pieces.of(pieces))
@@ -200,9 +203,7 @@ class ElementwiseKernel(KernelBase):
         if self._native is None:
             super().update_runs(p, g, m, v, runs)
             return
-        _c = np.ascontiguousarray
-        self._fused(p, g, m, v, tuple([(a, b, int(count), pc.bounds, _c(pc.lr, np.float64),
-                                        _c(pc.gamma, np.float64)) for a, b, count, pc in runs]))
+        self._fused(p, g, m, v, tuple([_run(a, b, count, pc) for a, b, count, pc in runs]))
 
     def _fused(self, p, g, m, v, runs: tuple) -> None:
         """The fused loop (``kernels/_fused.c``) over ``runs`` of ``(a, b, count, bounds, lr,

@@ -34,17 +34,19 @@ _GROUP_CHUNK = 4096
 """Rows hashed or compared at a time by :func:`example_groups` (bounds its extra memory)."""
 
 
+def _byte_rows(x, rows) -> np.ndarray:
+    """Examples ``rows`` (a slice or index array) as contiguous byte rows, uint8 (m, bytes):
+    a lazily standardised image split gives its stored uint8 pixels (no float32 copy)."""
+    sub = _rows(x, rows)
+    sub = sub.stored() if hasattr(sub, "stored") else np.asarray(sub)
+    sub = np.ascontiguousarray(sub.reshape(sub.shape[0], -1))
+    return sub.view(np.uint8).reshape(sub.shape[0], -1)
+
+
 def _row_chunks(x) -> Iterator[Tuple[int, np.ndarray]]:
-    """``(start, rows)``: the examples as contiguous byte rows (uint8 (m, bytes)), a chunk at
-    a time; a lazily standardised image split yields its stored uint8 pixels."""
-    n = x.shape[0]
-    for a in range(0, n, _GROUP_CHUNK):
-        if hasattr(x, "pixels"):  # models.data.lazy.StandardizedImages: no float32 copy
-            rows = x.pixels[x.index[a:a + _GROUP_CHUNK]]
-        else:
-            rows = np.asarray(x[a:a + _GROUP_CHUNK])
-        rows = np.ascontiguousarray(rows.reshape(rows.shape[0], -1))
-        yield a, rows.view(np.uint8).reshape(rows.shape[0], -1)
+    """``(start, rows)``: :func:`_byte_rows` of the examples, a chunk at a time."""
+    for a in range(0, x.shape[0], _GROUP_CHUNK):
+        yield a, _byte_rows(x, slice(a, a + _GROUP_CHUNK))
 
 
 def _row_hashes(x) -> np.ndarray:
@@ -65,6 +67,14 @@ def _row_hashes(x) -> np.ndarray:
     return out
 
 
+def _first_appearance_ids(first: np.ndarray, inverse: np.ndarray) -> np.ndarray:
+    """Group ids numbered in order of first appearance, so the ids (and a seeded split by
+    them) do not depend on how the examples are stored (uint8 pixels or float32)."""
+    rank = np.empty(first.size, np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(first.size)
+    return rank[inverse.ravel()]
+
+
 def example_groups(x: np.ndarray) -> np.ndarray:
     """Group id (int64, (N,)) per example: identical examples share one id, numbered in
     order of first appearance.
@@ -77,49 +87,22 @@ def example_groups(x: np.ndarray) -> np.ndarray:
     time, so the extra memory is O(N) integers (sorting the rows themselves held two
     copies of a 60k-image split); a hash collision (never seen) falls back to sorting.
     """
-    n = x.shape[0]
     _, first, inverse = np.unique(_row_hashes(x), return_index=True, return_inverse=True)
-    inverse = inverse.ravel()
-    rep = first[inverse]  # each example's group's first example
-    exact = True
+    rep = first[inverse.ravel()]  # each example's group's first example
     for a, rows in _row_chunks(x):
-        ref = rep[a:a + rows.shape[0]]
-        same = ref == np.arange(a, a + rows.shape[0])
-        if same.all():
-            continue
-        others = [r for _, r in _row_chunks_at(x, ref[~same])]
-        if not np.array_equal(rows[~same], np.concatenate(others)):
-            exact = False
-            break
-    if not exact:
-        return _example_groups_sorted(x)
-    # number the groups in order of first appearance, so the ids (and a seeded split by
-    # them) do not depend on how the examples are stored (uint8 pixels or float32)
-    rank = np.empty(first.size, np.int64)
-    rank[np.argsort(first, kind="stable")] = np.arange(first.size)
-    return rank[inverse] if n else np.zeros(0, np.int64)
-
-
-def _row_chunks_at(x, rows: np.ndarray) -> Iterator[Tuple[int, np.ndarray]]:
-    """:func:`_row_chunks` of the examples ``rows`` (an index array), in that order."""
-    if hasattr(x, "pixels"):
-        sub = x.pixels[x.index[rows]]
-    else:
-        sub = np.asarray(x[rows])
-    sub = np.ascontiguousarray(sub.reshape(sub.shape[0], -1))
-    yield 0, sub.view(np.uint8).reshape(sub.shape[0], -1)
+        own = rep[a:a + rows.shape[0]]
+        other = own != np.arange(a, a + rows.shape[0])
+        if other.any() and not np.array_equal(rows[other], _byte_rows(x, own[other])):
+            return _example_groups_sorted(x)
+    return _first_appearance_ids(first, inverse)
 
 
 def _example_groups_sorted(x: np.ndarray) -> np.ndarray:
     """:func:`example_groups` by sorting the rows' bytes (the reference; memory: copies)."""
-    if hasattr(x, "stored"):  # a lazily standardised image split: group its uint8 pixels
-        x = x.stored()
-    rows = np.ascontiguousarray(x.reshape(x.shape[0], -1))
-    keys = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
+    rows = _byte_rows(x, slice(None))
+    keys = rows.view(np.dtype((np.void, rows.shape[1]))).ravel()
     _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-    rank = np.empty(first.size, np.int64)
-    rank[np.argsort(first, kind="stable")] = np.arange(first.size)
-    return rank[inverse.ravel()]
+    return _first_appearance_ids(first, inverse)
 
 
 def validation_split(x: np.ndarray, y: np.ndarray, fraction: float, max_examples: int,

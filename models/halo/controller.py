@@ -336,27 +336,22 @@ class Controller:
         """
         if seg.sample.size == 0:
             return
+        ids = seg.sampled  # begin_step finalised them: their sums are 0 or of this step
         if self.native is not None and p_before.dtype == np.float32:
             self.native.gather(g, p_after, p_before, seg.sample_first, seg.sample_stride,
                                seg.sample_starts, seg.sampled_ids, seg.sample_counts, self.acc)
-            self.gathered_any = True
-            if seg.all_tensors:
-                self.gathered_all = True
-            else:
-                self.mask[seg.sampled] = True
-            return
-        x, sums = seg.x, seg.sums  # (3, samples) and (4, sampled tensors), row 3 the counts
-        if seg.sample_all:  # every element is sampled: slices instead of gathers
-            x[0] = g
-            x[1] = p_after
         else:
-            x[0] = g[seg.sample]
-            x[1] = p_after[seg.sample]
-        np.subtract(x[1], p_before, out=x[2])
-        np.square(x, out=x)
-        np.add.reduceat(x, seg.sample_starts, axis=1, out=sums[:3])
-        ids = seg.sampled  # begin_step finalised them: their sums are 0 or of this step
-        self.acc[:, ids] += sums
+            x, sums = seg.x, seg.sums  # (3, samples) and (4, sampled tensors), row 3 the counts
+            if seg.sample_all:  # every element is sampled: slices instead of gathers
+                x[0] = g
+                x[1] = p_after
+            else:
+                x[0] = g[seg.sample]
+                x[1] = p_after[seg.sample]
+            np.subtract(x[1], p_before, out=x[2])
+            np.square(x, out=x)
+            np.add.reduceat(x, seg.sample_starts, axis=1, out=sums[:3])
+            self.acc[:, ids] += sums
         self.gathered_any = True
         if seg.all_tensors:
             self.gathered_all = True

@@ -138,7 +138,8 @@ class Segment(NamedTuple):
                 firsts.append(sl.start)
                 strides.append(sl.step)
         lengths = [r.size for r in runs]
-        ids: Union[slice, np.ndarray] = np.asarray(sampled, np.int64)
+        sampled_ids = np.asarray(sampled, np.int64)
+        ids: Union[slice, np.ndarray] = sampled_ids
         if sampled and sampled == list(range(sampled[0], sampled[-1] + 1)):
             ids = slice(sampled[0], sampled[-1] + 1)
         bounds = bounds.astype(np.int64)
@@ -151,7 +152,7 @@ class Segment(NamedTuple):
                    np.cumsum([0] + lengths[:-1]).astype(np.int64), counts, ids,
                    sample.size == n and bool(np.array_equal(sample, np.arange(n))),
                    np.empty((3, sample.size)), sums, len(sampled) == starts.size - 1,
-                   np.asarray(sampled, np.int64), np.asarray(firsts, np.int64),
+                   sampled_ids, np.asarray(firsts, np.int64),
                    np.asarray(strides, np.int64), np.empty(sample.size, np.float32))
 
 
