@@ -41,6 +41,8 @@ from models.nets import build_network
 from models.train import Trainer
 
 SIZES = (10_000, 100_000, 1_000_000)
+CONTROL = "control: Adam"
+"""The ``weights`` label of the null rows: a second Adam where HALO would be."""
 STEP_CASES = (("gsad-a", "mlp"), ("tdp-female", "mlp"), ("mnist-a", "cnn-b"))
 
 
@@ -59,34 +61,40 @@ def weights_label(path: Path) -> str:
 
 
 def interleaved(ref: Callable[[], None], other: Callable[[], None], rounds: int) -> Dict[str, float]:
-    """Median seconds of ``ref`` and ``other`` and the median per-round ratio other/ref;
-    each round times ref, other, ref and compares other with the mean of the two refs."""
+    """Median seconds of ``ref`` and ``other`` and the median per-round ratio other/ref.
+
+    Strict alternation, ref, other, ref, other, ..., ref: every timed call follows a call of
+    the *other* function, so each finds the caches as the other left them, and round i
+    compares other_i with the mean of the refs on either side of it.  (The earlier order,
+    ref-other-ref per round, timed every round's first ref straight after the last round's
+    second: warm, on its own arrays.  At n = 1e6 that read Adam against a second Adam at
+    1.19, not 1; the ``control`` rows of :func:`run_kernels` measure that null case.)"""
     for f in (ref, other, ref, other):
         f()
-    t_ref: List[float] = []
-    t_oth: List[float] = []
-    ratios: List[float] = []
-    for _ in range(rounds):
+
+    def timed(f: Callable[[], None]) -> float:
         t0 = time.perf_counter()
-        ref()
-        t1 = time.perf_counter()
-        other()
-        t2 = time.perf_counter()
-        ref()
-        t3 = time.perf_counter()
-        base = ((t1 - t0) + (t3 - t2)) / 2
-        t_ref.append(base)
-        t_oth.append(t2 - t1)
-        ratios.append((t2 - t1) / base)
+        f()
+        return time.perf_counter() - t0
+
+    t_ref = [timed(ref)]
+    t_oth: List[float] = []
+    for _ in range(rounds):
+        t_oth.append(timed(other))
+        t_ref.append(timed(ref))
+    ratios = [o / ((a + b) / 2) for o, a, b in zip(t_oth, t_ref, t_ref[1:])]
     return {"reference_s": statistics.median(t_ref), "s": statistics.median(t_oth),
             "ratio": statistics.median(ratios), "rounds": rounds}
 
 
-def update_vs_adam(n: int, weights: Path, rounds: int) -> Dict[str, float]:
-    """Measurement 1: one HALO ``update`` of ``n`` parameters against Adam's."""
+def update_vs_adam(n: int, weights: Optional[Path], rounds: int) -> Dict[str, float]:
+    """Measurement 1: one HALO ``update`` of ``n`` parameters against Adam's.  ``weights``
+    None: the null control, a second Adam on its own arrays in HALO's place (reads 1.00
+    when the method is fair to the second slot)."""
     rng = np.random.default_rng(0)
     g = (rng.standard_normal(n) * 1e-2).astype(np.float32)
-    opt_a, opt_h = adam(1e-3), make_halo(None, weights=weights, kernel="elementwise")
+    opt_a = adam(1e-3)
+    opt_h = adam(1e-3) if weights is None else make_halo(None, weights=weights, kernel="elementwise")
     st_a, st_h = opt_a.init(n), opt_h.init(n)
     p_a = rng.standard_normal(n).astype(np.float32)
     p_h = p_a.copy()
@@ -172,9 +180,9 @@ def run_kernels(weights: Sequence[Path], sizes: Sequence[int] = SIZES,
     steps = []
     with threadpool_limits(1):
         for n in sizes:
-            for w in weights:
+            for w in [None, *weights]:  # None: the Adam-vs-Adam control first
                 r = update_vs_adam(int(n), w, rounds)
-                r.update(n=int(n), weights=weights_label(w))
+                r.update(n=int(n), weights=CONTROL if w is None else weights_label(w))
                 log(f"update n={n:.0e} {r['weights']}: x Adam {r['ratio']:.2f}")
                 updates.append(r)
         for task, arch in cases:
@@ -205,7 +213,10 @@ def markdown(report: Dict[str, Any], command: str) -> str:
     lines = ["# HALO vs Adam: update and training step", "", f"Command: `{command}`", "",
              f"Machine: {m['platform']} ({m['machine']}, {m['cpus']} CPUs), Python {m['python']}, "
              f"NumPy {m['numpy']}, 1 BLAS thread.  Ratios HALO/Adam are medians of "
-             f"{report['rounds']} interleaved rounds (Adam, HALO, Adam); seconds are medians too.  "
+             f"{report['rounds']} strictly alternating rounds (Adam, HALO, Adam, HALO, ..., Adam: "
+             f"each HALO call against the mean of the Adam calls on either side); seconds are "
+             f"medians too.  Rows `{CONTROL}` put a second Adam, on its own arrays, in HALO's "
+             f"place: the method's null reading, 1.00 when it favours neither slot.  "
              f"HALO's and Adam's updates alike ran as: "
              f"{report.get('implementation', 'NumPy ufunc chains')}.",
              "", "## 1. One update of n parameters (one tensor)", "",

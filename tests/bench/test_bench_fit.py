@@ -21,7 +21,8 @@ def test_bench_kernels_writes_ratios(tmp_path, capsys):
                str(REPO / "models" / "weights" / "halo-v0.npz"), "--out", str(out)])
     assert rc == 0
     r = json.loads((out / "report.json").read_text())
-    (u,) = r["updates"]
+    control, u = r["updates"]  # the Adam-vs-Adam null reading first, then the weights
+    assert control["n"] == 2000 and control["weights"] == "control: Adam" and control["ratio"] > 0
     assert u["n"] == 2000 and u["weights"] == "halo-v0" and u["ratio"] > 0
     assert [(s["task"], s["sparsity"] is None) for s in r["steps"]] == [
         ("tdp-female", True), ("tdp-female", False)]  # dense, then at HALO's sparsity
@@ -32,6 +33,23 @@ def test_bench_kernels_writes_ratios(tmp_path, capsys):
     from kernels import fused
 
     assert r["implementation"] == fused.describe() and fused.describe() in md  # which code ran
+
+
+def test_interleaved_alternates_strictly_and_compares_neighbours(monkeypatch):
+    """Every timed call follows a call of the other function (so each finds the caches as
+    the other left them), and round i's ratio is other_i over the mean of the refs either
+    side of it."""
+    from bench import halo_kernels
+
+    calls = []
+    clock = iter(range(1000))
+    monkeypatch.setattr(halo_kernels.time, "perf_counter", lambda: float(next(clock)) ** 2)
+    r = halo_kernels.interleaved(lambda: calls.append("a"), lambda: calls.append("b"), rounds=3)
+    assert "".join(calls) == "abab" + "a" + "ba" * 3  # warm-up, then a (b a) x rounds
+    # call k is timed from t = (2k)^2 to (2k + 1)^2: it lasts 4k + 1 (k = 0 the first timed ref)
+    refs, others = [1, 9, 17, 25], [5, 13, 21]
+    want = sorted(o / ((a + b) / 2) for o, a, b in zip(others, refs, refs[1:]))
+    assert r["ratio"] == pytest.approx(want[1]) and r["s"] == 13 and r["reference_s"] == 13
 
 
 def test_bench_kernels_rejects_bad_sizes(capsys):
