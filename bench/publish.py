@@ -5,7 +5,11 @@ reader would type it; each writes its ``report.json`` (and ``report.md``, plots)
 ``--out``.  Then one table row per step is made from the report alone, with a link to
 it, and written to ``OUT/published.md``; with ``--readme`` the README's table between
 the markers ``<!-- published:begin -->`` and ``<!-- published:end -->`` is replaced by
-the same rows, so every figure there comes from a committed report.
+the same rows, so every figure there comes from a committed report.  The rows are also
+kept in ``OUT/published.json`` with when and how each was made: ``--only STEPS`` reruns
+those steps and takes every other row from there as published (its command as it was
+run, e.g. with the ``--data-dir`` of that run), or from its report when there is no
+stored row.
 
 ``--quick`` runs the same steps on the built-in synthetic task with a handful of steps
 and one seed: it checks the whole pipeline in minutes, its numbers mean nothing, and it
@@ -154,6 +158,17 @@ def _paper_parts(folder: Path) -> Dict[str, Any]:
             for p in sorted(folder.glob("paper-*")) if (p / "report.json").is_file()}
 
 
+def _stored_rows(out: Path) -> Dict[str, Dict[str, Any]]:
+    """The rows ``OUT/published.json`` holds, by step name ({} when there is none)."""
+    path = out / "published.json"
+    if not path.is_file():
+        return {}
+    try:
+        return {r["name"]: r for r in json.loads(path.read_text())["rows"]}
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{path}: not a published.json of bench publish ({e})") from None
+
+
 def run_publish(out: Path, data_dir: Optional[str] = None, *, quick: bool = False,
                 readme: Optional[Path] = None,
                 only: Optional[Sequence[str]] = None,
@@ -165,7 +180,8 @@ def run_publish(out: Path, data_dir: Optional[str] = None, *, quick: bool = Fals
     if data_dir:
         env["HALO_DATA_DIR"] = str(data_dir)  # bench kernels reads its tasks from here
     rows = []
-    kept = []  # steps not rerun (only): their rows from the reports already in OUT
+    stored = {} if quick else _stored_rows(out)
+    rerun = [s.name for s in steps(data_dir) if not only or s.name in only]
     t0 = time.monotonic()
     for step in steps(data_dir):
         argv = list(step.quick if quick else step.full)
@@ -177,11 +193,15 @@ def run_publish(out: Path, data_dir: Optional[str] = None, *, quick: bool = Fals
             argv += ["--out", str(folder)]
             shown = argv
             link = "paper.md" if step.name == "paper" else f"{step.name}/report.md"
+        command = "halo-agent " + " ".join(shown)
+        made = None  # this run's: filled in below, once its time is known
         if only and step.name not in only:
             report = _existing_report(step, folder, out)
             if report is None:
                 continue
-            kept.append(step.name)
+            old = stored.get(step.name, {})  # as published: its command as run, and when
+            command = old.get("command", command)
+            made = old.get("made", "an earlier run (its report was already in OUT)")
         elif step.stdout_report:
             folder.mkdir(parents=True, exist_ok=True)
             report = json.loads(_run(argv, log, env))
@@ -192,18 +212,26 @@ def run_publish(out: Path, data_dir: Optional[str] = None, *, quick: bool = Fals
             report = (_paper_parts(out) if step.name == "paper"
                       else json.loads((folder / "report.json").read_text()))
         rows.append({"name": step.name, "what": ("quick check of: " if quick else "") + step.what,
-                     "result": step.row(report), "command": "halo-agent " + " ".join(shown),
-                     "report": link})
+                     "result": step.row(report), "command": command, "report": link,
+                     "made": made})
+    secs = time.monotonic() - t0
+    this_run = (f"{time.strftime('%Y-%m-%d')}, `halo-agent bench publish"
+                + (f" --only {','.join(rerun)}" if only else "")
+                + (f" --data-dir {data_dir}" if data_dir else "")
+                + "`" + ("" if only else " (every step)") + f" in {secs:.0f} s")
+    for r in rows:
+        if r["made"] is None:
+            r["made"] = this_run
     table = published_table(rows, prefix="")
     head = ["# Published numbers", "",
             ("**Quick check run: these numbers are from a few steps on the built-in synthetic "
              "task and mean nothing.**" if quick else
              "Every number in the README's measured table, made by `halo-agent bench publish "
              f"--out {out}`; each row links the report it comes from."), "",
-            f"Made in {time.monotonic() - t0:.0f} s"
-            + (f"; the rows of {', '.join(kept)} are from their reports already there (not rerun)."
-               if kept else "."), ""]
+            "Made:"] + [f"- {r['name']}: {r['made']}" for r in rows] + [""]
     (out / "published.md").write_text("\n".join(head + table) + "\n")
+    if not quick:
+        (out / "published.json").write_text(json.dumps({"rows": rows}, indent=1) + "\n")
     if readme is not None and not quick:
         rel = os.path.relpath(out, Path(readme).parent)
         replace_readme_table(Path(readme), published_table(rows, prefix=rel + "/"))

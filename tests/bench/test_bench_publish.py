@@ -56,8 +56,9 @@ def test_quick_publish_writes_every_report_and_its_row(tmp_path, monkeypatch):
 
 
 def test_only_reruns_its_steps_and_keeps_the_other_rows(tmp_path, monkeypatch):
-    """``--only`` reruns the steps it names; every other row is rebuilt from the report
-    already in OUT, so the README's table keeps all its rows (it lost them before)."""
+    """``--only`` reruns the steps it names; every other row is kept as published
+    (published.json) or, when none is stored, rebuilt from the report already in OUT, so
+    the README's table keeps all its rows (it lost them before) and their commands."""
     import json
 
     import bench.publish as pub
@@ -87,4 +88,20 @@ def test_only_reruns_its_steps_and_keeps_the_other_rows(tmp_path, monkeypatch):
     assert [(r["name"], r["result"]) for r in res["rows"]] == [("one", "v=old"), ("two", "v=new")]
     text = readme.read_text()
     assert "v=old" in text and "v=new" in text
-    assert "rows of one are from their reports already there" in (out / "published.md").read_text()
+    md = (out / "published.md").read_text()
+    assert "- one: an earlier run (its report was already in OUT)" in md
+    assert "- two: " in md and "`halo-agent bench publish --only two` in" in md
+    stored = json.loads((out / "published.json").read_text())["rows"]
+    assert [r["name"] for r in stored] == ["one", "two"]
+    # a later --only run keeps a stored row as published: its command (as it was run, say
+    # with another --data-dir) and when it was made, with the result from its report
+    stored[1]["command"] = "halo-agent bench two --data-dir /elsewhere --out x"
+    stored[1]["made"] = "the day before"
+    (out / "published.json").write_text(json.dumps({"rows": stored}))
+    res = pub.run_publish(out, None, readme=readme, only=["one"], log=lambda m: None)
+    assert ran == ["two", "one"]
+    two = res["rows"][1]
+    assert (two["command"], two["made"], two["result"]) == (
+        "halo-agent bench two --data-dir /elsewhere --out x", "the day before", "v=new")
+    assert "- two: the day before" in (out / "published.md").read_text()
+    assert "--data-dir /elsewhere" in readme.read_text()
