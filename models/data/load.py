@@ -106,7 +106,7 @@ def _images(spec: TaskSpec, raw: ImageSet, seed: int, root: Path) -> TaskData:
             idx, y = select_classes(ys, classes)
             splits[f"{role}_{part}"] = (xs, idx, y)
     xs, idx, _ = splits["source_train"]
-    mean, std = image_channel_stats(xs[idx])
+    mean, std = image_channel_stats(xs, idx)
     lut = lookup_table(mean, std)
     # uint8 pixels shared with the loader, standardised per batch (models.data.lazy)
     out = {k: Split(StandardizedImages(x, i, lut), y) for k, (x, i, y) in splits.items()}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import zlib
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -57,20 +57,27 @@ def balance_by_oversampling(y: np.ndarray, rng: np.random.RandomState) -> np.nda
     return out[rng.permutation(len(out))].astype(np.int64)
 
 
-def image_channel_stats(x_uint8: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and std of ``x / 255`` for uint8 NHWC images, exact (from a
-    histogram, no float copy of the images); a constant channel gets std 1. Returns
+def image_channel_stats(x_uint8: np.ndarray, index: Optional[np.ndarray] = None
+                        ) -> Tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and std of ``x / 255`` for uint8 NHWC images (``index``: of the
+    images ``x[index]`` only, read a few at a time instead of copied whole), exact (from
+    a histogram, no float copy of the images); a constant channel gets std 1. Returns
     float64 ``(C,)``, ``(C,)``."""
     c = x_uint8.shape[-1]
-    flat = x_uint8.reshape(-1, c)
+    per_image = int(np.prod(x_uint8.shape[1:-1], dtype=np.int64))
     levels = np.arange(256, dtype=np.float64) / 255.0
     mean = np.empty(c)
     std = np.empty(c)
-    rows = max(1, (1 << 20) // max(1, c))  # bincount casts to intp: count 1M values at a time
+    images = x_uint8.shape[0] if index is None else len(index)
+    step = max(1, (1 << 20) // max(1, per_image))  # bincount casts to intp: ~1M values at a time
+    hists = np.zeros((c, 256), np.float64)
+    for lo in range(0, images, step):
+        part = x_uint8[lo:lo + step] if index is None else x_uint8[index[lo:lo + step]]
+        flat = part.reshape(-1, c)
+        for ch in range(c):
+            hists[ch] += np.bincount(flat[:, ch], minlength=256)
     for ch in range(c):
-        hist = np.zeros(256, np.float64)
-        for lo in range(0, flat.shape[0], rows):
-            hist += np.bincount(flat[lo:lo + rows, ch], minlength=256)
+        hist = hists[ch]
         n = hist.sum()
         mean[ch] = (hist * levels).sum() / n
         std[ch] = np.sqrt(max((hist * (levels - mean[ch]) ** 2).sum() / n, 0.0))

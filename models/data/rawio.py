@@ -10,6 +10,9 @@ from typing import Tuple
 from .errors import DatasetCorrupt, DatasetMissing
 
 GZIP_MAGIC = b"\x1f\x8b"
+_CHUNK = 1 << 20
+"""Bytes decompressed per ``readinto`` call (``_compression.DecompressReader.readinto``
+decompresses into a new bytes object of the requested size and copies it over)."""
 
 
 def read_bytes(path: Path) -> bytes:
@@ -44,8 +47,8 @@ def _gunzip(f) -> bytes:
         buf = bytearray(size)
         view = memoryview(buf)
         got = 0
-        while got < size:
-            n = g.readinto(view[got:])
+        while got < size:  # a bounded slice per call: readinto of the whole rest made a
+            n = g.readinto(view[got:got + _CHUNK])  # bytes object of the rest, then copied
             if n == 0:
                 break
             got += n

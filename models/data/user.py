@@ -174,7 +174,7 @@ def prepare(raw: RawData, opts: ImportOptions) -> Tuple[Dict[str, np.ndarray], D
         tr, te = stratified_split(raw.y, opts.test_fraction, seeded_rng(opts.seed, "user-split"))
         split = {"kind": "stratified", "seed": opts.seed, "test_fraction": opts.test_fraction}
     if kind == "images-uint8":
-        mean, std = image_channel_stats(x[tr])
+        mean, std = image_channel_stats(x, tr)
         how = "per channel, on pixels scaled to [0, 1], over the training part"
     else:
         mean, std = float_stats(x[tr], axis=tuple(range(x.ndim - 1)))

@@ -182,7 +182,7 @@ def build_task(plan: Mapping[str, Any], data_dir: Path) -> Tuple[Arrays, Arrays]
     training images' statistics, int64 labels 0..k-1."""
     x_all, y_all = load_idx_train("mnist", data_dir)
     parts = indices(plan, y_all)
-    mean, std = image_channel_stats(x_all[parts["source_train"][0]])
+    mean, std = image_channel_stats(x_all, parts["source_train"][0])
     mean, std = np.float32(mean[0]), np.float32(std[0])
 
     def prep(part: str, shift: Mapping[str, Any]) -> Tuple[np.ndarray, np.ndarray]:

@@ -113,3 +113,19 @@ def test_cifar10(shared_data: Path) -> None:
     mean, std = image_channel_stats(ds.train_x)
     np.testing.assert_allclose(mean, [0.49139968, 0.48215841, 0.44653091], atol=1e-7)
     np.testing.assert_allclose(std, [0.24703223, 0.24348513, 0.26158784], atol=1e-7)
+
+
+def test_image_channel_stats_of_an_index_equal_those_of_the_copy():
+    """``image_channel_stats(x, index)`` reads the indexed images a few at a time instead
+    of copying them (the loader's source-train statistics): the same exact histogram."""
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 256, size=(700, 32, 32, 3), dtype=np.uint8)  # 256 images a read
+    x[:, :, :, 2] = 17  # a constant channel: std 1
+    index = rng.permutation(700)[:411]
+    got = image_channel_stats(x, index)
+    want = image_channel_stats(x[index])
+    assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+    assert got[1][2] == 1.0
+    # whole-array form, against the float64 definition
+    want_mean = (x[..., :2] / 255.0).mean(axis=(0, 1, 2))
+    np.testing.assert_allclose(image_channel_stats(x)[0][:2], want_mean, rtol=1e-12)
