@@ -143,19 +143,21 @@ def conv2d_backward(
         np.matmul(cols.T, d2, out=dwb_out)  # weight and bias rows in one GEMM
     if not need_dx:
         return None
-    # Per-tap GEMMs in one batched call, then K*K strided adds (col2im):
-    # measured faster here than one "full" correlation GEMM with an 8-wide output.
+    # Per-tap GEMMs, one batched call per kernel row (K taps), then K strided adds each
+    # (col2im): measured faster here than one "full" correlation GEMM with an 8-wide
+    # output.  A row at a time, the taps' buffer is 1/K of all K*K taps (cnn-b's second
+    # conv: 1.6 instead of 7.9 MiB); each tap's GEMM and the order of the adds are the same.
     ho, wo = dout.shape[1], dout.shape[2]
     wt = _buffer(ws, "wt", (k * k, cout, cin), wb.dtype)
     np.copyto(wt, wb[:-1].reshape(k * k, cin, cout).transpose(0, 2, 1))
-    taps = _buffer(ws, "taps", (k * k, d2.shape[0], cin), wb.dtype)
-    np.matmul(d2[None], wt, out=taps)
-    tv = taps.reshape(k, k, n, ho, wo, cin)
+    taps = _buffer(ws, "taps", (k, d2.shape[0], cin), wb.dtype)
+    tv = taps.reshape(k, n, ho, wo, cin)
     dxp = _buffer(ws, "dxp", (n, h + 2 * p, w + 2 * p, cin), wb.dtype)
     dxp[...] = 0.0
     for i in range(k):
+        np.matmul(d2[None], wt[i * k : (i + 1) * k], out=taps)
         for j in range(k):
-            dxp[:, i : i + ho, j : j + wo, :] += tv[i, j]
+            dxp[:, i : i + ho, j : j + wo, :] += tv[j]
     return dxp[:, p : p + h, p : p + w, :] if p else dxp
 
 
