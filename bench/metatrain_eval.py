@@ -37,8 +37,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from bench.arms import parse_arm
-from bench.compare import CompareConfig, run_compare
+from bench.arms import BenchConfigError, parse_arm, parse_arms
+from bench.compare import CompareConfig, halo_weights, run_compare, with_sparse_baselines
 from bench.report import write_outputs
 from models.data import get_task
 from models.registry import default_sparsity
@@ -68,17 +68,72 @@ def curve_joules_to(runs: Sequence[Dict[str, Any]], target: float) -> Optional[f
     return None
 
 
+def _protocol(cfg: CompareConfig) -> Dict[str, Any]:
+    """What a stored stage report must share with ``cfg`` to stand for it: task, model,
+    steps, evaluation interval and smoothing, seeds, learning rates and the HALO weights
+    (as :func:`bench.compare.run_compare` records them), JSON-normalised."""
+    arms = with_sparse_baselines(parse_arms(cfg.optimizers), cfg.sparse_baselines)
+    return json.loads(json.dumps({
+        "task": cfg.task, "model": cfg.model, "steps": cfg.steps, "eval_every": cfg.eval_every,
+        "smooth_evals": cfg.smooth_evals,
+        "seed_list": list(range(cfg.first_seed, cfg.first_seed + cfg.seeds)),
+        "tune_lr": cfg.tune_lr, "halo_weights": halo_weights(cfg, arms)}))
+
+
+def stage_mismatch(stored: Dict[str, Any], cfg: CompareConfig) -> Optional[str]:
+    """None when the stored report ran ``cfg``'s protocol with (at least) its arms, else
+    the first difference, naming the field and both values."""
+    for key, want in _protocol(cfg).items():
+        if stored.get(key) != want:
+            return f"{key} differs (stored {stored.get(key)!r}, this run {want!r})"
+    missing = {parse_arm(a).label for a in cfg.optimizers} - set(stored.get("optimizers", {}))
+    if missing:
+        return f"optimizers: the stored report lacks {', '.join(sorted(missing))}"
+    return None
+
+
 def _stage(cfg: CompareConfig, out: Path, progress: bool, log: Log, command: str) -> Dict[str, Any]:
     path = out / "report.json"
     if path.exists():
         stored = json.loads(path.read_text())
-        if {parse_arm(a).label for a in cfg.optimizers} <= set(stored.get("optimizers", {})):
+        why = stage_mismatch(stored, cfg)
+        if why is None:
             log(f"reusing {path}")
             return stored
-        log(f"{path} lacks some of {', '.join(cfg.optimizers)}: running the stage again")
+        log(f"{path}: {why}: running the stage again")
     report = run_compare(cfg, progress=progress, log=log, command=command)
     write_outputs(report, out, title=f"{cfg.task} ({cfg.model})")
     return report
+
+
+def seed_tune_stage(source: Path, key: str, cfg: CompareConfig, out: Path, log: Log) -> None:
+    """Copy a committed tune stage report (``source/KEY/tune-report.json.gz``, as the
+    evaluation folders of docs/results keep them, or ``source/KEY/tune/report.json``)
+    to ``out/KEY/tune/report.json`` so that only the final stage runs; a report whose
+    protocol differs from ``cfg`` is refused (BenchConfigError naming the field), one
+    already in ``out`` is left as it is, and a task without one in ``source`` is tuned."""
+    import gzip
+
+    dest = out / key / "tune" / "report.json"
+    if dest.exists():
+        return
+    packed, plain = source / key / "tune-report.json.gz", source / key / "tune" / "report.json"
+    if packed.is_file():
+        with gzip.open(packed, "rt") as f:
+            text = f.read()
+        src = packed
+    elif plain.is_file():
+        text, src = plain.read_text(), plain
+    else:
+        log(f"--tune-from: no tune report for {key} in {source}: tuning it")
+        return
+    why = stage_mismatch(json.loads(text), cfg)
+    if why is not None:
+        raise BenchConfigError("--tune-from", str(src), f"the tune stage of this protocol: {why}",
+                               f"--tune-from {src}: not the tune stage of this protocol: {why}")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(text)
+    log(f"--tune-from: {key} tune stage from {src}")
 
 
 def finalists(report: Dict[str, Any], label: str, k: int) -> List[float]:
@@ -90,7 +145,8 @@ def finalists(report: Dict[str, Any], label: str, k: int) -> List[float]:
 
 
 def evaluate_task(weights: Path, entry: Dict[str, Any], ev: Dict[str, Any], data_dir: Path,
-                  out_dir: Path, progress: bool, log: Log) -> Dict[str, Any]:
+                  out_dir: Path, progress: bool, log: Log,
+                  tune_from: Optional[Path] = None) -> Dict[str, Any]:
     spec = get_task(entry["task"])
     model = entry.get("model") or spec.default_model
     steps = int(entry.get("steps") or 300)
@@ -103,10 +159,11 @@ def evaluate_task(weights: Path, entry: Dict[str, Any], ev: Dict[str, Any], data
     base += [parse_arm(f"{b}:{scheme}").label for b in list(base) if ":" not in b]
     log(f"evaluation {key}: tuning {', '.join(base)} over {len(ev['lr_grid'])} learning rates, "
         f"{ev['tune_seeds']} seeds")
-    tune = _stage(CompareConfig(optimizers=base, seeds=ev["tune_seeds"],
-                                first_seed=ev["tune_first_seed"], tune_lr=list(ev["lr_grid"]),
-                                **common), out_dir / key / "tune", progress, log,
-                  f"meta-train evaluation {key} tune")
+    tune_cfg = CompareConfig(optimizers=base, seeds=ev["tune_seeds"],
+                             first_seed=ev["tune_first_seed"], tune_lr=list(ev["lr_grid"]), **common)
+    if tune_from is not None:
+        seed_tune_stage(Path(tune_from), key, tune_cfg, out_dir, log)
+    tune = _stage(tune_cfg, out_dir / key / "tune", progress, log, f"meta-train evaluation {key} tune")
     grids = {b: finalists(tune, b, ev["finalists"]) for b in base}
     log(f"evaluation {key}: halo vs " + ", ".join(f"{b} at {grids[b]}" for b in base)
         + f", {ev['seeds']} seeds")
@@ -164,11 +221,14 @@ def task_key(entry: Dict[str, Any]) -> str:
 
 def evaluate_weights(weights: Path, ev: Dict[str, Any], data_dir: Path, out_dir: Path, *,
                      progress: bool = False, log: Optional[Log] = None,
-                     only: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+                     only: Optional[Sequence[str]] = None,
+                     tune_from: Optional[Path] = None) -> Dict[str, Any]:
     """Evaluate ``weights`` on every task of ``ev["tasks"]`` (those whose :func:`task_key`
-    is in ``only``, when given); the card's ``evaluation``."""
+    is in ``only``, when given); the card's ``evaluation``.  ``tune_from``: a folder of
+    committed tune stages (:func:`seed_tune_stage`)."""
     log = log or (lambda m: None)
-    rows = [evaluate_task(Path(weights), entry, ev, data_dir, Path(out_dir), progress, log)
+    rows = [evaluate_task(Path(weights), entry, ev, data_dir, Path(out_dir), progress, log,
+                          tune_from)
             for entry in ev["tasks"] if only is None or task_key(entry) in only]
     return {
         "protocol": {k: ev[k] for k in ("baselines", "lr_grid", "tune_seeds", "tune_first_seed",
@@ -202,6 +262,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--out", type=Path, required=True, help="folder for the stage reports")
     ap.add_argument("--task", action="append", default=None, metavar="TASK-MODEL",
                     help="only this evaluation task (repeatable), e.g. tdp-female-mlp")
+    ap.add_argument("--tune-from", type=Path, default=None, metavar="DIR",
+                    help="take each task's tune stage from DIR/TASK-MODEL/tune-report.json.gz "
+                         "(an evaluation folder of docs/results) when its protocol is this "
+                         "config's: only the final stages run")
     a = ap.parse_args(argv)
     try:
         cfg = load_config(a.config)
@@ -216,8 +280,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         if not a.weights.is_file():
             print(f"error: --weights {a.weights}: no such file", file=sys.stderr)
             return 2
+        if a.tune_from is not None and not a.tune_from.is_dir():
+            print(f"error: --tune-from {a.tune_from}: no such folder", file=sys.stderr)
+            return 2
         result = evaluate_weights(a.weights, ev, a.data_dir, a.out, progress=True,
-                                  log=lambda m: print(m, flush=True), only=a.task)
+                                  log=lambda m: print(m, flush=True), only=a.task,
+                                  tune_from=a.tune_from)
     except HaloError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

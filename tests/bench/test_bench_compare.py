@@ -348,3 +348,43 @@ def test_metatrain_eval_command_evaluates_any_weights_with_a_config(tmp_path_fac
     assert "synthetic-a-cnn-a" in capsys.readouterr().err
     assert metatrain_eval.main(args + ["--weights", str(tmp_path / "none.npz")]) == 2
     assert "none.npz" in capsys.readouterr().err
+
+
+def test_metatrain_eval_reuses_a_stage_only_for_its_protocol(tmp_path_factory, tmp_path):
+    """``--tune-from`` takes a committed tune stage (``KEY/tune-report.json.gz``) when it
+    ran this protocol, and refuses one that did not, naming the field; a stored final
+    stage of other weights is run again, not reused (a ``halo`` label alone matched)."""
+    import gzip
+
+    from bench.metatrain_eval import evaluate_task
+
+    data = shared_data_dir(tmp_path_factory)
+    ev = {"baselines": ["adam"], "lr_grid": [1e-2, 1e-3], "finalists": 1, "tune_seeds": 1,
+          "tune_first_seed": 100, "seeds": 1, "first_seed": 0, "eval_every": 2, "smooth_evals": 1}
+    entry = {"task": "synthetic-a", "steps": 4}
+    w1 = save_weights(tmp_path / "one.npz", load_weights())
+    w2 = save_weights(tmp_path / "two.npz", load_weights())
+    first = tmp_path / "first"
+    evaluate_task(w1, entry, ev, data, first, False, lambda m: None)
+    tune = (first / "synthetic-a-cnn-a" / "tune" / "report.json").read_text()
+    committed = tmp_path / "committed" / "synthetic-a-cnn-a"
+    committed.mkdir(parents=True)
+    with gzip.open(committed / "tune-report.json.gz", "wt") as f:
+        f.write(tune)
+
+    logs = []
+    evaluate_task(w2, entry, ev, data, tmp_path / "second", False, logs.append,
+                  tune_from=tmp_path / "committed")
+    assert (tmp_path / "second" / "synthetic-a-cnn-a" / "tune" / "report.json").read_text() == tune
+    assert any("tune stage from" in m for m in logs)
+    assert any(m.startswith("reusing") and "tune" in m for m in logs)
+
+    with pytest.raises(BenchConfigError, match="tune_lr differs"):
+        evaluate_task(w2, entry, dict(ev, lr_grid=[1e-2]), data, tmp_path / "third", False,
+                      lambda m: None, tune_from=tmp_path / "committed")
+
+    logs = []  # the first folder's final stage ran one.npz: two.npz runs it again
+    evaluate_task(w2, entry, ev, data, first, False, logs.append)
+    assert any("halo_weights differs" in m and "running the stage again" in m for m in logs)
+    final = json.loads((first / "synthetic-a-cnn-a" / "final" / "report.json").read_text())
+    assert final["halo_weights"]["path"] == str(w2)
