@@ -324,6 +324,7 @@ def _run(cfg, sampler, on_point, should_stop, log, progress) -> Dict[str, Any]:
         "validation": None if validation is None else {
             "examples_held_out": len(validation), "examples_trained_on": int(yt.shape[0]),
             "probes": trainer.val_probes, "planned_epochs": validation.planned_epochs,
+            "duplication_skew": validation.duplication_skew,
             "rollback": validation.rollback, "rollbacks": validation.rollbacks,
             "note": "held out of the target training split for the optimizer's validation level; "
                     "measured probes are inside the training energy; rollback > 0: the "

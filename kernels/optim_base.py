@@ -26,6 +26,10 @@ class StepInfo(NamedTuple):
     segment as adjacent runs ``(lo, hi, count)`` of whole layers at different update
     counts, in buffer coordinates like ``lo``/``hi`` (``count`` is then the first
     run's): one call does what one call per run would.
+    ``duplication_skew``: ``log(max copies / mean copies)`` of the distinct training
+    examples (0: every example as often as the others, e.g. no duplicates; > 0: a split
+    oversampled unevenly, so its rarest examples are revisited more often than
+    ``planned_epochs`` says).
     """
 
     step: int
@@ -38,6 +42,7 @@ class StepInfo(NamedTuple):
     val_step: int = -1
     planned_epochs: float = float("nan")
     runs: Tuple[Tuple[int, int, int], ...] = ()
+    duplication_skew: float = 0.0
 
 
 class Optimizer(NamedTuple):

@@ -167,7 +167,7 @@ class ValidationProbe:
 
     def __init__(self, x: np.ndarray, y: np.ndarray, train_y: np.ndarray, num_classes: int,
                  every: int, chunk: int = EVAL_CHUNK, planned_epochs: float = math.nan,
-                 rollback: float = 0.0, on_error: bool = False):
+                 rollback: float = 0.0, on_error: bool = False, duplication_skew: float = 0.0):
         if every < 1:
             raise ValueError(f"validation every must be >= 1 step, got {every}")
         if not rollback >= 0.0:
@@ -181,6 +181,8 @@ class ValidationProbe:
         self.planned_epochs = float(planned_epochs)
         """Passes over the distinct training examples the step budget allows (NaN:
         unknown)."""
+        self.duplication_skew = float(duplication_skew)
+        """``log(max copies / mean copies)`` of the distinct training examples (0: even)."""
         f_train = np.bincount(train_y, minlength=num_classes) / max(1, train_y.shape[0])
         f_val = np.bincount(y, minlength=num_classes) / max(1, y.shape[0])
         w = (f_train / np.maximum(f_val, 1e-12))[y]
@@ -256,11 +258,14 @@ def hold_out_validation(optimizer: Optimizer, x: np.ndarray, y: np.ndarray, num_
     tr, va = validation_split(x, y, float(want["fraction"]), int(want["max_examples"]), seed,
                               groups=groups)
     epochs = math.nan
+    copies = np.unique(groups[tr], return_counts=True)[1]  # per distinct training example
     if steps and batch_size:
-        epochs = float(steps) * min(int(batch_size), tr.size) / max(1, np.unique(groups[tr]).size)
+        epochs = float(steps) * min(int(batch_size), tr.size) / max(1, copies.size)
+    skew = math.log(float(copies.max()) * copies.size / tr.size) if tr.size else 0.0
     probe = ValidationProbe(_rows(x, va), y[va], y[tr], num_classes, int(want["every"]),
                             planned_epochs=epochs, rollback=float(want.get("rollback", 0.0)),
-                            on_error=bool(want.get("rollback_on_error", 0.0)))
+                            on_error=bool(want.get("rollback_on_error", 0.0)),
+                            duplication_skew=max(0.0, skew))
     return _rows(x, tr), y[tr], probe
 
 
@@ -342,7 +347,8 @@ class Trainer:
                             lo=lo, hi=hi, loss=loss, val_loss=self.val_loss,
                             val_step=self.val_step,
                             planned_epochs=math.nan if probe is None else probe.planned_epochs,
-                            runs=runs)
+                            runs=runs,
+                            duplication_skew=0.0 if probe is None else probe.duplication_skew)
             self.optimizer.update(p[lo:hi], g[lo:hi], slice_state(self.state, lo, hi), info)
         t2 = time.perf_counter()
         self.seconds["forward_backward"] += t1 - t0

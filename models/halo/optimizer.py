@@ -225,7 +225,7 @@ def make_halo(lr: Optional[float] = None, *, weights: Union[None, str, Path, Hal
         lr = base_lr
         sched = state.tensors.sched
         if sched is not None:  # the validation level's global offset (halo-v3 on)
-            sched.begin(info.planned_epochs)
+            sched.begin(info.planned_epochs, info.duplication_skew)
             sched.observe(info.val_loss, info.val_step)
             lr = base_lr * sched.factor
         kern = run["kernel"]

@@ -11,6 +11,7 @@ log learning-rate offset ``s``, the same for every tensor::
 
     s_0 = start
     s_0 = start + epochs_coef * clip(log E, -3, 6)   (E: planned epochs, when known)
+              + skew_coef * clip(K, 0, 4)            (K: duplication skew)
     at each new probe with loss L, best B (lowest so far, before this probe):
         r = log(L / B)
         r <  0:  s <- min(s + up, s_max)                 (still improving: speed up)
@@ -35,7 +36,12 @@ loss of a few distinct minority-class examples can fall while their accuracy dro
 ``E`` is how many passes over the distinct training examples the step budget allows
 (``StepInfo.planned_epochs``): the risk of overfitting a small split grows with it,
 and it is known before the first step.
-``start``, ``up``, ``down``, ``tol``, ``s_max`` and ``epochs_coef`` are meta-learned
+``K`` is the training split's duplication skew (``StepInfo.duplication_skew``,
+``log(max copies / mean copies)`` of its distinct examples): 0 unless the split repeats
+some examples more than others (oversampled to balance its classes), when its rarest
+examples are revisited ``exp(K)`` times more often than ``E`` says.  ``skew_coef`` is 0
+in every file before it was added (no change).
+``start``, ``up``, ``down``, ``tol``, ``s_max``, ``epochs_coef`` and ``skew_coef`` are meta-learned
 (``models.metatrain.space``: ``val.*``); ``fraction``, ``max_examples`` and ``every``
 fix the probe.  Cost: a forward pass over the probe every ``every`` steps (counted
 in the training energy) and O(1) arithmetic per step.  Weights without this level
@@ -63,6 +69,7 @@ class ValidationLevel(NamedTuple):
     rollback: float = 0.0
     s_min: float = -30.0
     rollback_on_error: float = 0.0
+    skew_coef: float = 0.0
 
     def probe(self) -> Dict[str, Any]:
         """What the trainer needs: the probe's size and cadence and the rollback rule."""
@@ -96,6 +103,7 @@ def level_from_mapping(d: Mapping[str, Any], where: str) -> ValidationLevel:
                        epochs_coef=float(lv.epochs_coef), tol=float(lv.tol),
                        rollback=float(lv.rollback), s_min=float(lv.s_min),
                        rollback_on_error=float(lv.rollback_on_error),
+                       skew_coef=float(lv.skew_coef),
                        s_max=float(lv.s_max), fraction=float(lv.fraction),
                        max_examples=int(lv.max_examples), every=int(lv.every))
 
@@ -111,13 +119,16 @@ class ValidationSchedule:
         self.probes = 0
         self.started = False
 
-    def begin(self, planned_epochs: float) -> None:
-        """Once, at the first step: the offset's dependence on the planned epochs."""
+    def begin(self, planned_epochs: float, duplication_skew: float = 0.0) -> None:
+        """Once, at the first step: the offset's dependence on the planned epochs and the
+        duplication skew."""
         if self.started:
             return
         self.started = True
         if self.level.epochs_coef != 0.0 and math.isfinite(planned_epochs) and planned_epochs > 0:
             self.s += self.level.epochs_coef * min(6.0, max(-3.0, math.log(planned_epochs)))
+        if self.level.skew_coef != 0.0 and math.isfinite(duplication_skew):
+            self.s += self.level.skew_coef * min(4.0, max(0.0, duplication_skew))
 
     @property
     def factor(self) -> float:

@@ -19,8 +19,9 @@ the start (``halo-v0`` with the configured probabilities).  Coordinates:
   probability; the result is kept in ``[P_MIN, 1]``;
 - ``mlp2.w_g``, ``mlp2.w_m``, ``mlp2.b``, ``mlp2.delta``, ``mlp2.mu``: the same for the
   second mirror pair (zero in halo-v0..v2: switched off until a coordinate moves it);
-- ``val.start``, ``val.s_max``, ``val.epochs_coef``: added to the validation level's
-  start and ceiling of the log-lr offset and to its planned-epochs coefficient;
+- ``val.start``, ``val.s_max``, ``val.epochs_coef``, ``val.skew_coef``: added to the
+  validation level's start and ceiling of the log-lr offset and to its planned-epochs and
+  duplication-skew coefficients;
   ``val.up``, ``val.down``, ``val.tol``: added to their logarithms
   (``models.halo.schedule``).  A space with any ``val.*`` coordinate gives its weights
   a validation level (the start weights' own, or ``VAL_START``).
@@ -45,7 +46,8 @@ _MLP = {"mlp.w_g": ("w", (0, 0)), "mlp.w_m": ("w", (0, 1)), "mlp.b": ("b", (0,))
 _MLP.update({"mlp2.w_g": ("w", (1, 0)), "mlp2.w_m": ("w", (1, 1)), "mlp2.b": ("b", (1,)),
              "mlp2.delta": ("delta", (1,)), "mlp2.mu": ("mu", (1,))})
 _THIRDS = ("p.first", "p.middle", "p.last")
-_VAL_LINEAR = ("val.start", "val.s_max", "val.epochs_coef", "val.rollback", "val.s_min")
+_VAL_LINEAR = ("val.start", "val.s_max", "val.epochs_coef", "val.rollback", "val.s_min",
+               "val.skew_coef")
 """``val.rollback`` is clamped at 0 (off) after the offset: negative values switch it off."""
 _VAL_LOG = ("val.up", "val.down", "val.tol")
 VAL_START = ValidationLevel(start=0.0, up=0.05, down=0.5, tol=0.05, s_max=0.0,
@@ -146,7 +148,8 @@ class MetaSpace:
         out.update(beta1=round(w.beta1, 5), beta2=round(w.beta2, 6))
         if w.validation is not None:
             out.update({f"val_{k}": round(float(getattr(w.validation, k)), 5)
-                        for k in ("start", "up", "down", "tol", "s_max", "epochs_coef", "rollback", "s_min")})
+                        for k in ("start", "up", "down", "tol", "s_max", "epochs_coef", "rollback", "s_min",
+                                  "skew_coef")})
         return out
 
 

@@ -403,3 +403,34 @@ def test_example_groups_by_hash_equal_the_sorted_reference(monkeypatch):
                                       train._example_groups_sorted(data))
     monkeypatch.setattr(train, "_row_hashes", lambda a: np.zeros(a.shape[0], np.uint64))
     np.testing.assert_array_equal(train.example_groups(x), train._example_groups_sorted(x))
+
+
+def test_duplication_skew_sets_the_start_offset_and_is_zero_without_duplicates():
+    lv = ValidationLevel(start=-0.5, skew_coef=-0.6)
+    s = ValidationSchedule(lv)
+    s.begin(math.nan, 1.5)
+    assert s.s == pytest.approx(-0.5 - 0.9)
+    far = ValidationSchedule(lv)
+    far.begin(math.nan, 9.0)  # clipped at K = 4
+    assert far.s == pytest.approx(-0.5 - 2.4)
+    off = ValidationSchedule(lv._replace(skew_coef=0.0))  # every file before the field
+    off.begin(math.nan, 2.0)
+    assert off.s == -0.5
+
+    x, y = _oversampled()  # 44 distinct examples, 80 rows
+    opt = make_halo(weights=load_weights()._replace(validation=ValidationLevel(fraction=0.25)))
+    _, _, probe = hold_out_validation(opt, x, y, 2, seed=0, steps=100, batch_size=8)
+    tr, _ = validation_split(x, y, 0.25, 512, 0)
+    copies = np.unique(example_groups(x)[tr], return_counts=True)[1]
+    assert copies.max() > copies.mean()  # uneven: the rarest rows repeat more
+    assert probe.duplication_skew == pytest.approx(math.log(copies.max() / copies.mean()))
+    distinct = np.unique(x, axis=0)
+    _, _, plain = hold_out_validation(opt, distinct, np.arange(len(distinct)) % 2, 2, seed=0)
+    assert plain.duplication_skew == 0.0
+
+
+def test_the_skew_coefficient_round_trips_and_older_levels_load_without_it(tmp_path):
+    w = load_weights()
+    p = save_weights(tmp_path / "w.npz", w._replace(validation=ValidationLevel(skew_coef=-0.7)))
+    assert load_weights(p).validation.skew_coef == pytest.approx(-0.7)
+    assert load_weights().validation.skew_coef == 0.0  # halo-v3, stored before the field
