@@ -26,9 +26,10 @@ class StepInfo(NamedTuple):
     segment as adjacent runs ``(lo, hi, count)`` of whole layers at different update
     counts, in buffer coordinates like ``lo``/``hi`` (``count`` is then the first
     run's): one call does what one call per run would.
-    ``duplication_skew``: ``log(max copies / mean copies)`` of the distinct training
-    examples (0: every example as often as the others, e.g. no duplicates; > 0: a split
-    oversampled unevenly, so its rarest examples are revisited more often than
+    ``duplication_skew``: how unevenly the distinct training examples are copied,
+    ``log(n sum c^2 / (sum c)^2)`` over their copy counts ``c`` (the copies of the row a
+    draw lands on, on average, over the mean copies; 0: all alike, e.g. no duplicates;
+    > 0: a split oversampled unevenly, whose repeated rows are revisited more often than
     ``planned_epochs`` says).
     """
 

@@ -182,7 +182,8 @@ class ValidationProbe:
         """Passes over the distinct training examples the step budget allows (NaN:
         unknown)."""
         self.duplication_skew = float(duplication_skew)
-        """``log(max copies / mean copies)`` of the distinct training examples (0: even)."""
+        """How unevenly the distinct training examples are copied: ``log(n sum c^2 / (sum
+        c)^2)`` over their copy counts ``c`` (0: all alike, e.g. no duplicates)."""
         f_train = np.bincount(train_y, minlength=num_classes) / max(1, train_y.shape[0])
         f_val = np.bincount(y, minlength=num_classes) / max(1, y.shape[0])
         w = (f_train / np.maximum(f_val, 1e-12))[y]
@@ -258,10 +259,13 @@ def hold_out_validation(optimizer: Optimizer, x: np.ndarray, y: np.ndarray, num_
     tr, va = validation_split(x, y, float(want["fraction"]), int(want["max_examples"]), seed,
                               groups=groups)
     epochs = math.nan
-    copies = np.unique(groups[tr], return_counts=True)[1]  # per distinct training example
+    copies = np.unique(groups[tr], return_counts=True)[1].astype(np.float64)  # per distinct example
     if steps and batch_size:
         epochs = float(steps) * min(int(batch_size), tr.size) / max(1, copies.size)
-    skew = math.log(float(copies.max()) * copies.size / tr.size) if tr.size else 0.0
+    # the copies of the row a draw lands on, on average (sum c^2 / sum c), over the mean
+    # copies of a distinct example (sum c / n): log(1 + CV^2) of the copy counts
+    skew = math.log(copies.size * float(np.dot(copies, copies)) / float(copies.sum()) ** 2) \
+        if tr.size else 0.0
     probe = ValidationProbe(_rows(x, va), y[va], y[tr], num_classes, int(want["every"]),
                             planned_epochs=epochs, rollback=float(want.get("rollback", 0.0)),
                             on_error=bool(want.get("rollback_on_error", 0.0)),

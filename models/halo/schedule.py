@@ -37,9 +37,10 @@ loss of a few distinct minority-class examples can fall while their accuracy dro
 (``StepInfo.planned_epochs``): the risk of overfitting a small split grows with it,
 and it is known before the first step.
 ``K`` is the training split's duplication skew (``StepInfo.duplication_skew``,
-``log(max copies / mean copies)`` of its distinct examples): 0 unless the split repeats
-some examples more than others (oversampled to balance its classes), when its rarest
-examples are revisited ``exp(K)`` times more often than ``E`` says.  ``skew_coef`` is 0
+``log(n sum c^2 / (sum c)^2)`` over the copy counts ``c`` of its ``n`` distinct
+examples): 0 unless the split repeats some examples more than others (oversampled to
+balance its classes), when the row a draw lands on has ``exp(K)`` times the mean copies
+(robust to a stray duplicate: one repeated row among 30000 gives K ~ 3e-5).  ``skew_coef`` is 0
 in every file before it was added (no change).
 ``start``, ``up``, ``down``, ``tol``, ``s_max``, ``epochs_coef`` and ``skew_coef`` are meta-learned
 (``models.metatrain.space``: ``val.*``); ``fraction``, ``max_examples`` and ``every``

@@ -423,10 +423,14 @@ def test_duplication_skew_sets_the_start_offset_and_is_zero_without_duplicates()
     tr, _ = validation_split(x, y, 0.25, 512, 0)
     copies = np.unique(example_groups(x)[tr], return_counts=True)[1]
     assert copies.max() > copies.mean()  # uneven: the rarest rows repeat more
-    assert probe.duplication_skew == pytest.approx(math.log(copies.max() / copies.mean()))
+    size_biased = (copies ** 2).sum() / copies.sum()  # copies of the row a draw lands on
+    assert probe.duplication_skew == pytest.approx(math.log(size_biased / copies.mean()))
     distinct = np.unique(x, axis=0)
     _, _, plain = hold_out_validation(opt, distinct, np.arange(len(distinct)) % 2, 2, seed=0)
     assert plain.duplication_skew == 0.0
+    stray = np.concatenate([distinct, distinct[:1]])  # one stray duplicate: K stays ~0
+    _, _, one = hold_out_validation(opt, stray, np.arange(len(stray)) % 2, 2, seed=0)
+    assert 0.0 <= one.duplication_skew < 0.05
 
 
 def test_the_skew_coefficient_round_trips_and_older_levels_load_without_it(tmp_path):
