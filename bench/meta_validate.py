@@ -112,7 +112,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--level", action="append", default=[], metavar="FIELD=VALUE",
                     help="override a field of each file's validation level (repeatable)")
     ap.add_argument("--no-level", action="store_true", help="drop each file's validation level")
+    ap.add_argument("--seeds-per-task", type=int, default=None, metavar="N",
+                    help="seeds per task instead of the config's meta_validation.seeds_per_task "
+                         "(the configs' 2 cannot tell apart candidates within ~0.03)")
     a = ap.parse_args(argv)
+    if a.seeds_per_task is not None and a.seeds_per_task < 1:
+        print(f"error: --seeds-per-task {a.seeds_per_task}: must be at least 1", file=sys.stderr)
+        return 2
     level: Dict[str, float] = {}
     for item in a.level:
         key, eq, value = item.partition("=")
@@ -128,6 +134,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     try:
         cfg = load_config(a.config)
+        if a.seeds_per_task is not None:
+            cfg["meta_validation"] = dict(cfg["meta_validation"], seeds_per_task=a.seeds_per_task)
         if cfg["distribution"] is None:
             print(f"error: {a.config} has no distribution: nothing to meta-validate on",
                   file=sys.stderr)

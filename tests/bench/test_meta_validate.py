@@ -73,3 +73,16 @@ def test_level_overrides_make_variants_and_bad_ones_are_named(cache, capsys):
         err = capsys.readouterr().err
         assert bad[1].split("=")[0] in err or "exclude" in err
     assert not (cache / "bad.json").exists()
+
+
+def test_seeds_per_task_overrides_the_config_and_is_recorded(cache, capsys):
+    out = cache / "mv.json"
+    assert meta_validate.main(["--config", str(SMOKE), "--data-dir", str(SHARED), "--weights",
+                               str(V2), "--workers", "1", "--seeds-per-task", "3",
+                               "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["meta_validation"]["seeds_per_task"] == 3
+    assert "x 3 seeds" in capsys.readouterr().out
+    assert meta_validate.main(["--config", str(SMOKE), "--data-dir", str(SHARED), "--weights",
+                               str(V2), "--seeds-per-task", "0", "--out", str(out)]) == 2
+    assert "--seeds-per-task 0" in capsys.readouterr().err
