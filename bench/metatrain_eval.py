@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -92,7 +92,12 @@ def stage_mismatch(stored: Dict[str, Any], cfg: CompareConfig) -> Optional[str]:
     return None
 
 
-def _stage(cfg: CompareConfig, out: Path, progress: bool, log: Log, command: str) -> Dict[str, Any]:
+def _stage(cfg: CompareConfig, out: Path, progress: bool, log: Log, command: str,
+           committed: Optional[Path] = None) -> Dict[str, Any]:
+    """The stage's report: the one stored in ``out`` when it ran ``cfg``'s protocol, else a
+    committed one from ``committed/tune-report.json.gz`` (or ``committed/tune/report.json``,
+    copied into ``out``; one of another protocol is refused, BenchConfigError naming the
+    field), else a new run."""
     path = out / "report.json"
     if path.exists():
         stored = json.loads(path.read_text())
@@ -101,39 +106,39 @@ def _stage(cfg: CompareConfig, out: Path, progress: bool, log: Log, command: str
             log(f"reusing {path}")
             return stored
         log(f"{path}: {why}: running the stage again")
+    elif committed is not None:
+        found = _committed_tune(committed)
+        if found is not None:
+            src, text = found
+            stored = json.loads(text)
+            why = stage_mismatch(stored, cfg)
+            if why is not None:
+                raise BenchConfigError("--tune-from", str(src),
+                                       f"the tune stage of this protocol: {why}",
+                                       f"--tune-from {src}: not the tune stage of this protocol: {why}")
+            out.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            log(f"reusing {path} (--tune-from: {out.parent.name} tune stage from {src})")
+            return stored
+        log(f"--tune-from: no tune report in {committed}: tuning it")
     report = run_compare(cfg, progress=progress, log=log, command=command)
     write_outputs(report, out, title=f"{cfg.task} ({cfg.model})")
     return report
 
 
-def seed_tune_stage(source: Path, key: str, cfg: CompareConfig, out: Path, log: Log) -> None:
-    """Copy a committed tune stage report (``source/KEY/tune-report.json.gz``, as the
-    evaluation folders of docs/results keep them, or ``source/KEY/tune/report.json``)
-    to ``out/KEY/tune/report.json`` so that only the final stage runs; a report whose
-    protocol differs from ``cfg`` is refused (BenchConfigError naming the field), one
-    already in ``out`` is left as it is, and a task without one in ``source`` is tuned."""
+def _committed_tune(folder: Path) -> Optional[Tuple[Path, str]]:
+    """``(path, text)`` of a task's committed tune stage report in ``folder``
+    (``tune-report.json.gz``, as the evaluation folders of docs/results keep them, or
+    ``tune/report.json``); None when there is none."""
     import gzip
 
-    dest = out / key / "tune" / "report.json"
-    if dest.exists():
-        return
-    packed, plain = source / key / "tune-report.json.gz", source / key / "tune" / "report.json"
+    packed, plain = folder / "tune-report.json.gz", folder / "tune" / "report.json"
     if packed.is_file():
         with gzip.open(packed, "rt") as f:
-            text = f.read()
-        src = packed
-    elif plain.is_file():
-        text, src = plain.read_text(), plain
-    else:
-        log(f"--tune-from: no tune report for {key} in {source}: tuning it")
-        return
-    why = stage_mismatch(json.loads(text), cfg)
-    if why is not None:
-        raise BenchConfigError("--tune-from", str(src), f"the tune stage of this protocol: {why}",
-                               f"--tune-from {src}: not the tune stage of this protocol: {why}")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_text(text)
-    log(f"--tune-from: {key} tune stage from {src}")
+            return packed, f.read()
+    if plain.is_file():
+        return plain, plain.read_text()
+    return None
 
 
 def finalists(report: Dict[str, Any], label: str, k: int) -> List[float]:
@@ -161,9 +166,8 @@ def evaluate_task(weights: Path, entry: Dict[str, Any], ev: Dict[str, Any], data
         f"{ev['tune_seeds']} seeds")
     tune_cfg = CompareConfig(optimizers=base, seeds=ev["tune_seeds"],
                              first_seed=ev["tune_first_seed"], tune_lr=list(ev["lr_grid"]), **common)
-    if tune_from is not None:
-        seed_tune_stage(Path(tune_from), key, tune_cfg, out_dir, log)
-    tune = _stage(tune_cfg, out_dir / key / "tune", progress, log, f"meta-train evaluation {key} tune")
+    tune = _stage(tune_cfg, out_dir / key / "tune", progress, log, f"meta-train evaluation {key} tune",
+                  None if tune_from is None else Path(tune_from) / key)
     grids = {b: finalists(tune, b, ev["finalists"]) for b in base}
     log(f"evaluation {key}: halo vs " + ", ".join(f"{b} at {grids[b]}" for b in base)
         + f", {ev['seeds']} seeds")
@@ -225,7 +229,7 @@ def evaluate_weights(weights: Path, ev: Dict[str, Any], data_dir: Path, out_dir:
                      tune_from: Optional[Path] = None) -> Dict[str, Any]:
     """Evaluate ``weights`` on every task of ``ev["tasks"]`` (those whose :func:`task_key`
     is in ``only``, when given); the card's ``evaluation``.  ``tune_from``: a folder of
-    committed tune stages (:func:`seed_tune_stage`)."""
+    committed tune stages (per task ``tune_from/KEY``, see :func:`_stage`)."""
     log = log or (lambda m: None)
     rows = [evaluate_task(Path(weights), entry, ev, data_dir, Path(out_dir), progress, log,
                           tune_from)
